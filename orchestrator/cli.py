@@ -1,0 +1,224 @@
+"""The `connhunt` command line: parses arguments, calls the pipeline, prints a report, sets the exit code.
+
+Diagnostics and progress go to stderr, reports to stdout, so `connhunt triage --format json | jq` works.
+
+Exit codes: 0 ok (findings, if any, printed); 1 findings at or above --fail-on; 2 bad usage or input;
+3 collection failed.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+from orchestrator.cli_common import (
+    ConfigOpt,
+    FailOnOpt,
+    FormatOpt,
+    MinRiskOpt,
+    QuietOpt,
+    Risk,
+    err,
+    finish,
+    reports_errors,
+    show_progress,
+)
+from orchestrator.config import load_config
+from orchestrator.errors import CollectionError, InputError
+from orchestrator.pipeline import IngestStats, analyse, ingest_files, local_resolvers, normalise_raw, store_records
+from orchestrator.reports import Format
+from orchestrator.store import Store
+
+EXIT_CODES_HELP = ("Exit codes: 0 ok (findings, if any, printed); 1 findings at or above --fail-on; "
+                   "2 bad usage or input; 3 collection failed.")
+
+app = typer.Typer(
+    name="connhunt",
+    help="Hunt for unusual network connections: which process on which host talks to something it shouldn't.\n\n"
+         + EXIT_CODES_HELP,
+    no_args_is_help=True,
+    # Locals can hold an API key: never show them in a traceback.
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+)
+
+
+@contextmanager
+def _stop_on_signals() -> Iterator[threading.Event]:
+    """Ctrl-C or SIGTERM ends collection early; what was collected is still scored and saved."""
+    stop = threading.Event()
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def handler(signum: int, _frame: object) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    if threading.current_thread() is threading.main_thread():
+        for sig in previous:
+            signal.signal(sig, handler)
+    try:
+        yield stop
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+
+
+def collect_local(duration: float, interval: float, *, host: str | None, dns: bool, quiet: bool,
+                  sink: Any = None) -> Iterator[dict[str, Any]]:
+    """Run agent_local for ``duration`` with a progress bar; yields its records, writing each to ``sink`` too."""
+    import agent_local
+
+    with _stop_on_signals() as stop, Progress(
+        TextColumn("[bold]collecting[/]"), BarColumn(), TextColumn("{task.fields[conns]} connections"),
+        TimeRemainingColumn(), console=err, disable=not show_progress(quiet), transient=True,
+    ) as progress:
+        task = progress.add_task("collect", total=duration, conns=0)
+
+        def on_tick(elapsed: float, connections: int) -> None:
+            progress.update(task, completed=min(elapsed, duration), conns=connections)
+
+        try:
+            for record in agent_local.collect(duration=duration, interval=interval, host=host, dns=dns,
+                                              on_tick=on_tick, stop=stop):
+                if sink is not None:
+                    sink.write(json.dumps(record, default=str) + "\n")
+                yield record
+        except (OSError, RuntimeError) as exc:
+            raise CollectionError(f"local collection failed: {exc}") from None
+
+
+def _positive(value: float, name: str) -> float:
+    if value <= 0:
+        raise typer.BadParameter(f"{name} must be greater than 0")
+    return value
+
+
+@app.command()
+@reports_errors
+def triage(
+    duration: Annotated[float, typer.Option(help="Seconds to sample connections.")] = 60.0,
+    interval: Annotated[float, typer.Option(help="Seconds between samples.")] = 1.0,
+    fmt: FormatOpt = Format.text,
+    min_risk: MinRiskOpt = Risk.medium,
+    fail_on: FailOnOpt = None,
+    config: ConfigOpt = None,
+    save: Annotated[Path | None, typer.Option("--save", "-o", help="Also keep the raw observations as JSONL.")] = None,
+    dns: Annotated[bool, typer.Option("--dns", help="Capture DNS queries too (root).")] = False,
+    host: Annotated[str | None, typer.Option(help="Name to report this host as.")] = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Collect this host's connections for a while, score them, print findings.
+
+    Example: connhunt triage --duration 30 --interval 1 --format json
+    """
+    _positive(duration, "--duration")
+    _positive(interval, "--interval")
+    cfg = load_config(config).with_resolvers(local_resolvers())
+    store = Store()
+    stats = IngestStats()
+    sink = save.open("w", encoding="utf-8") if save else None
+    try:
+        store_records(store, normalise_raw(collect_local(duration, interval, host=host, dns=dns, quiet=quiet,
+                                                         sink=sink), host=host), stats)
+    finally:
+        if sink:
+            sink.close()
+    notes = [f"raw observations saved to {save}"] if save else []
+    finish(analyse(store, cfg, sources=("agent_local",), notes=notes), fmt, min_risk, fail_on)
+
+
+@app.command()
+@reports_errors
+def collect(
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="JSONL file to write ('-' = stdout).")] = None,
+    duration: Annotated[float, typer.Option(help="Seconds to sample connections.")] = 300.0,
+    interval: Annotated[float, typer.Option(help="Seconds between samples.")] = 1.0,
+    host: Annotated[str | None, typer.Option(help="Name to record this host as.")] = None,
+    dns: Annotated[bool, typer.Option("--dns", help="Capture DNS queries too (root).")] = False,
+    client: Annotated[str | None, typer.Option("--client", help="Collect from this Velociraptor client "
+                                                                   "(C.xxxx) instead of this host.")] = None,
+    api_config: Annotated[Path | None, typer.Option("--api-config", help="Velociraptor API client config "
+                                                                          "(with --client).")] = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Record this host's connections to JSONL for scoring later, or collect one Velociraptor client.
+
+    Example: connhunt collect --duration 300 -o host.jsonl
+    """
+    if client:
+        from orchestrator.cli_fleet import collect_from_client
+
+        collect_from_client(client, api_config, output, quiet=quiet)
+        return
+    if output is None:
+        raise typer.BadParameter("--output is required (a file, or - for stdout)")
+    _positive(duration, "--duration")
+    _positive(interval, "--interval")
+    counts = {"connection": 0, "dns": 0, "health": 0}
+    try:
+        handle = sys.stdout if str(output) == "-" else output.open("w", encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"{output}: cannot write: {exc.strerror or exc}") from None
+    try:
+        for record in collect_local(duration, interval, host=host, dns=dns, quiet=quiet, sink=handle):
+            counts[record.get("kind", "connection")] = counts.get(record.get("kind", "connection"), 0) + 1
+    finally:
+        if handle is not sys.stdout:
+            handle.close()
+    if not quiet:
+        err.print(f"wrote {counts['connection']} connections, {counts['dns']} DNS queries, "
+                  f"{counts['health']} health notes to {output}")
+
+
+@app.command("score")
+@reports_errors
+def score_files(
+    files: Annotated[list[Path], typer.Argument(help="JSONL files (one per host, or a fleet export).")],
+    fmt: FormatOpt = Format.text,
+    min_risk: MinRiskOpt = Risk.medium,
+    fail_on: FailOnOpt = None,
+    config: ConfigOpt = None,
+    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip malformed lines (counted) instead of "
+                                                              "stopping.")] = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Score saved observations; several files are several hosts, scored as one fleet.
+
+    Example: connhunt score web1.jsonl web2.jsonl db1.jsonl --format json
+    """
+    cfg = load_config(config)
+    store = Store()
+    stats = ingest_files(files, store, skip_bad=skip_bad)
+    notes = []
+    if stats.skipped:
+        notes.append(f"skipped {len(stats.skipped)} bad line(s); first: {stats.skipped[0]}")
+        if not quiet:
+            err.print(f"[yellow]skipped {len(stats.skipped)} bad line(s)[/]; first: {stats.skipped[0]}",
+                      highlight=False)
+    finish(analyse(store, cfg, sources=tuple(stats.sources), notes=notes), fmt, min_risk, fail_on)
+
+
+def _register_command_groups() -> None:
+    """Command groups that live in their own modules."""
+    import importlib
+    import importlib.util
+
+    for name in ("orchestrator.cli_fleet", "orchestrator.cli_lab"):
+        if importlib.util.find_spec(name) is not None:  # TODO: strict once both land
+            importlib.import_module(name).register(app)
+
+
+def main() -> None:
+    _register_command_groups()
+    app()

@@ -1,0 +1,38 @@
+"""Benign: an interactive ssh session to the jump host, long-lived, with ServerAlive keepalives."""
+
+from __future__ import annotations
+
+import socket
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import parser, resolve, setup, sleep_until, ticks  # noqa: E402
+
+
+def main() -> None:
+    p = parser("ssh-like client")
+    p.add_argument("--name", default="jump.corp.example.org")
+    args = p.parse_args()
+    deadline = setup(args)
+    for _ in ticks(deadline):
+        addr = resolve(args.name)
+        try:
+            if addr is None:
+                raise OSError("no address")
+            with socket.create_connection((addr, 22), timeout=5) as sock:
+                sock.recv(256)
+                sock.sendall(b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n")
+                for _ in ticks(deadline):
+                    if not sleep_until(deadline, 15):
+                        return
+                    sock.sendall(b"\x00\x00\x00\x0c\x0a" + bytes(11))
+                    if not sock.recv(256):
+                        break
+        except OSError:
+            pass
+        sleep_until(deadline, 5)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,101 @@
+"""The hunt pipeline: records -> store -> detectors -> scoring -> correlation -> one immutable HuntReport.
+
+The CLI and the fleet hunt both call these functions; nothing here prints or parses arguments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from orchestrator.config import Config
+from orchestrator.correlate import correlate
+from orchestrator.detectors import DETECTORS, Context
+from orchestrator.model import HuntReport, Signal
+from orchestrator.schema import SchemaError, normalise_connection, normalise_dns, normalise_health
+from orchestrator.scoring import score
+from orchestrator.sources import read_any
+from orchestrator.store import Store
+
+Record = tuple[str, dict[str, Any]]
+_NORMALISE = {"connection": normalise_connection, "dns": normalise_dns, "health": normalise_health}
+
+
+@dataclass
+class IngestStats:
+    rows: dict[str, int] = field(default_factory=lambda: {"connection": 0, "dns": 0, "health": 0})
+    skipped: list[str] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+
+
+def store_records(store: Store, records: Iterable[Record], stats: IngestStats) -> None:
+    """Route (kind, row) records to their tables in batches, counting them."""
+    buffers: dict[str, list[dict[str, Any]]] = {"connection": [], "dns": [], "health": []}
+    writers = {"connection": store.add_connections, "dns": store.add_dns, "health": store.add_health}
+    for kind, row in records:
+        buffers[kind].append(row)
+        if len(buffers[kind]) >= 5000:
+            stats.rows[kind] += writers[kind](buffers[kind])
+            buffers[kind] = []
+    for kind, rows in buffers.items():
+        if rows:
+            stats.rows[kind] += writers[kind](rows)
+
+
+def normalise_raw(raw: Iterable[dict[str, Any]], host: str | None = None) -> Iterable[Record]:
+    """agent_local's in-memory records (with ``kind``) as schema rows; used by triage and collect."""
+    for record in raw:
+        kind = record.get("kind", "connection")
+        try:
+            yield kind, _NORMALISE[kind](record, default_host=host, default_source="agent_local")
+        except (KeyError, SchemaError):
+            # A record agent_local produced but the schema rejects is a bug worth counting, not a crash.
+            yield "health", normalise_health({"check": "rejected_record", "count": 1,
+                                              "message": f"record rejected by the schema: {record.get('kind')}"},
+                                             default_host=host, default_source="agent_local")
+
+
+def ingest_files(paths: Sequence[Path], store: Store, *, skip_bad: bool = False,
+                 on_skip: Callable[[str], None] | None = None) -> IngestStats:
+    stats = IngestStats()
+
+    def skipped(message: str) -> None:
+        stats.skipped.append(message)
+        if on_skip:
+            on_skip(message)
+
+    for path in paths:
+        source_name, records = read_any(path, skip_bad=skip_bad, on_skip=skipped)
+        store_records(store, records, stats)
+        stats.sources.append(f"{source_name}:{path}")
+    return stats
+
+
+def run_detectors(ctx: Context) -> list[Signal]:
+    return [signal for detector in DETECTORS for signal in detector.detect(ctx)]
+
+
+def analyse(store: Store, config: Config, *, sources: Sequence[str] = (), notes: Sequence[str] = (),
+            now: datetime | None = None) -> HuntReport:
+    """Score everything in ``store`` into a HuntReport."""
+    now = now or datetime.now(timezone.utc)
+    ctx = Context(store, config)
+    findings, chains = correlate(score(ctx, run_detectors(ctx), now))
+    health = tuple(store.query("SELECT host, source, \"check\", sum(count) AS count, any_value(message) AS message "
+                               "FROM health GROUP BY ALL ORDER BY host, \"check\""))
+    rows = {table: store.count(table) for table in ("connections", "dns")}
+    return HuntReport(generated_at=now, hosts=ctx.hosts, sources=tuple(sources), rows=rows,
+                      findings=tuple(findings), chains=tuple(chains), health=health, notes=tuple(notes))
+
+
+def local_resolvers(path: Path = Path("/etc/resolv.conf")) -> set[str]:
+    """The nameservers this host is configured to use (triage treats them as expected resolvers)."""
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return set()
+    return {parts[1] for parts in (line.split() for line in lines)
+            if len(parts) >= 2 and parts[0] == "nameserver"}

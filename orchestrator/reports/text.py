@@ -1,0 +1,45 @@
+"""The hunt format a responder reads: one block per finding, most severe first, then chains and health."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from orchestrator.model import RISKS, Finding, HuntReport
+
+
+def finding_block(finding: Finding) -> str:
+    evidence = "\n".join(f"  - {line}" for line in finding.evidence)
+    chain = f"\n  - linked in chain {finding.chain}" if finding.chain else ""
+    return (f"Hunt ID: {finding.hunt_id}\n"
+            f"Technique: {finding.technique}\n"
+            f"Host: {finding.host}\n"
+            f"User: {finding.user}\n"
+            f"Evidence:\n{evidence}{chain}\n"
+            f"Risk Level: {finding.risk}\n"
+            f"Confidence: {finding.confidence}\n"
+            f"Recommended Action: {finding.recommended_action}\n")
+
+
+def render(report: HuntReport) -> str:
+    counts = Counter(f.risk for f in report.findings)
+    by_risk = ", ".join(f"{counts[r]} {r}" for r in reversed(RISKS) if counts[r])
+    header = (f"connhunt report {report.generated_at:%Y-%m-%d %H:%M:%S} UTC: {len(report.hosts)} host(s), "
+              f"{report.rows.get('connections', 0)} connection rows, {report.rows.get('dns', 0)} DNS rows; "
+              f"{len(report.findings)} finding(s){f' ({by_risk})' if by_risk else ''}\n")
+    parts = [header]
+    if not report.findings:
+        parts.append("\nNo findings at or above the requested risk level.\n")
+    parts.extend("\n" + finding_block(f) for f in report.findings)
+    if report.chains:
+        parts.append("\nChains (findings that belong together):\n")
+        parts.extend(f"  {c.chain_id}: {', '.join(c.hunt_ids)} ({c.reason})\n" for c in report.chains)
+    if report.health:
+        parts.append("\nCollection health (what could not be seen):\n")
+        parts.extend(_health_line(h) for h in report.health)
+    parts.extend(f"\nNote: {note}\n" for note in report.notes)
+    return "".join(parts)
+
+
+def _health_line(item: dict[str, object]) -> str:
+    count = f" (count {item['count']})" if item.get("count") is not None else ""
+    return f"  {item['host']} [{item['source']}] {item['check']}: {item['message']}{count}\n"

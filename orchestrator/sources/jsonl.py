@@ -1,0 +1,67 @@
+"""Reads connhunt's own JSONL (agent_local's output, or rows exported from a hunt) into schema rows.
+
+Each line is one JSON object with ``kind`` connection, dns or health (no kind means connection). A bad line is an
+InputError naming ``file:line``; with ``skip_bad`` it is counted and skipped instead.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from orchestrator.errors import InputError
+from orchestrator.schema import SchemaError, normalise_connection, normalise_dns, normalise_health
+
+_NORMALISERS: dict[str, Callable[..., dict[str, Any]]] = {
+    "connection": normalise_connection,
+    "dns": normalise_dns,
+    "health": normalise_health,
+}
+
+Record = tuple[str, dict[str, Any]]
+
+
+def read_jsonl(path: Path, *, skip_bad: bool = False, on_skip: Callable[[str], None] | None = None) -> Iterator[Record]:
+    """Yield (kind, schema row) for every line of ``path``."""
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, expected a JSONL file")
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise InputError(f"{path}: cannot open: {exc.strerror or exc}") from None
+    seen_any = False
+    with handle:
+        for number, raw in enumerate(handle, start=1):
+            if not raw.strip():
+                continue
+            seen_any = True
+            try:
+                yield _parse_line(raw)
+            except (SchemaError, InputError) as exc:
+                message = f"{path}:{number}: {exc}"
+                if not skip_bad:
+                    raise InputError(message) from None
+                if on_skip:
+                    on_skip(message)
+    if not seen_any:
+        raise InputError(f"{path}: empty file, no records")
+
+
+def _parse_line(raw: bytes) -> Record:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not UTF-8 (byte {exc.start})") from None
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"malformed JSON: {exc.msg} (column {exc.colno})") from None
+    if not isinstance(record, dict):
+        raise InputError(f"expected a JSON object, got {type(record).__name__}")
+    kind = record.get("kind", "connection")
+    normalise = _NORMALISERS.get(kind) if isinstance(kind, str) else None
+    if normalise is None:
+        raise InputError(f"unknown record kind {kind!r}")
+    return kind, normalise(record, default_source="jsonl")

@@ -1,0 +1,84 @@
+"""The embedded DuckDB store: one table per kind of event, in memory for triage or a file for fleet hunts.
+
+Detectors query it with SQL so fleet-scale stacking happens in columns, not in Python loops over rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from orchestrator.schema import CONNECTION_COLUMNS, DNS_COLUMNS, HEALTH_COLUMNS
+
+_TABLES = {"connections": CONNECTION_COLUMNS, "dns": DNS_COLUMNS, "health": HEALTH_COLUMNS}
+# Rows go in by the batch: one executemany per batch keeps memory flat on large inputs.
+BATCH = 5000
+
+
+def _naive_utc(value: Any) -> Any:
+    """Times are stored as naive UTC TIMESTAMPs (TIMESTAMPTZ would make DuckDB need pytz to read them back)."""
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+    return value
+
+
+class Store:
+    """A DuckDB database holding the schema's tables. ``path=None`` keeps it in memory."""
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = str(path) if path else ":memory:"
+        self.con = duckdb.connect(self.path)
+        self.con.execute("SET TimeZone = 'UTC'")
+        for table, columns in _TABLES.items():
+            cols = ", ".join(f'"{name}" {kind}' for name, kind in columns)
+            self.con.execute(f"CREATE TABLE IF NOT EXISTS {table} ({cols})")
+
+    def _insert(self, table: str, rows: Iterable[Mapping[str, Any]]) -> int:
+        names = [name for name, _ in _TABLES[table]]
+        sql = f"INSERT INTO {table} VALUES ({', '.join('?' for _ in names)})"
+        batch: list[list[Any]] = []
+        total = 0
+        for row in rows:
+            batch.append([_naive_utc(row.get(n)) for n in names])
+            if len(batch) >= BATCH:
+                self.con.executemany(sql, batch)
+                total += len(batch)
+                batch.clear()
+        if batch:
+            self.con.executemany(sql, batch)
+            total += len(batch)
+        return total
+
+    def add_connections(self, rows: Iterable[Mapping[str, Any]]) -> int:
+        return self._insert("connections", rows)
+
+    def add_dns(self, rows: Iterable[Mapping[str, Any]]) -> int:
+        return self._insert("dns", rows)
+
+    def add_health(self, rows: Iterable[Mapping[str, Any]]) -> int:
+        return self._insert("health", rows)
+
+    def count(self, table: str) -> int:
+        if table not in _TABLES:
+            raise ValueError(f"no such table: {table}")
+        row = self.con.execute(f"SELECT count(*) FROM {table}").fetchone()
+        return int(row[0]) if row else 0
+
+    def query(self, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
+        """Rows of a query as dicts (for the small result sets detectors work on)."""
+        cursor = self.con.execute(sql, params or [])
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
