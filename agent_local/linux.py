@@ -1,0 +1,80 @@
+"""The Linux snapshot backend: /proc/net socket tables joined to owners found in one pass over /proc."""
+
+from __future__ import annotations
+
+import time
+
+from agent_local import netfiles, procfs
+from agent_local.enrich import LinuxFacts, ProcessFacts
+from agent_local.hashing import ExeHasher
+from agent_local.netfiles import SocketRow
+from agent_local.snapshot import CLOSED, EXITED, HIDDEN, Observation, Snapshot
+
+_UDP_TABLES = tuple(t for t in netfiles.TABLES if t[1] == "udp")
+_OTHER_TABLES = tuple(t for t in netfiles.TABLES if t[1] != "udp")
+
+
+class ProcfsSnapshotter:
+    backend = "procfs"
+
+    def __init__(self, hasher: ExeHasher, *, include_listening: bool = False, track_udp: bool = False,
+                 proc_root: str = procfs.PROC, net_root: str = netfiles.PROC_NET) -> None:
+        self.hasher = hasher
+        self.include_listening = include_listening
+        self.track_udp = track_udp
+        self.proc_root = proc_root
+        self.net_root = net_root
+        self.facts = LinuxFacts(hasher, proc_root)
+        self._ticks = 0
+
+    def take(self) -> Snapshot:
+        taken_at = time.time()
+        keep = self.include_listening
+        rows, missing = netfiles.read_sockets(keep_unconnected=keep, root=self.net_root, tables=_OTHER_TABLES)
+        if self.track_udp:
+            # DNS attribution needs unconnected UDP sockets too (a resolver's sendto() socket has no peer).
+            udp_all, missing_udp = netfiles.read_sockets(keep_unconnected=True, root=self.net_root,
+                                                         tables=_UDP_TABLES)
+            rows.extend(row for row in udp_all if keep or row.remote_port)
+        else:
+            udp_all, missing_udp = netfiles.read_sockets(keep_unconnected=keep, root=self.net_root,
+                                                         tables=_UDP_TABLES)
+            rows.extend(udp_all)
+        missing.extend(missing_udp)
+
+        wanted = {row.inode for row in rows}
+        if self.track_udp:
+            wanted.update(row.inode for row in udp_all)
+        wanted.discard(0)
+        scan = procfs.scan_socket_owners(wanted, self.proc_root)
+        owners = scan.owners
+        facts_of: dict[int, ProcessFacts | None] = {
+            pid: self.facts.get(pid, stat) for pid, stat in scan.stats.items()
+        }
+        unseen = HIDDEN if scan.denied else EXITED
+        observations: list[Observation] = []
+        append = observations.append
+        for row in rows:
+            pid = owners.get(row.inode) if row.inode else None
+            facts = facts_of.get(pid) if pid is not None else None
+            if facts is not None:
+                append(Observation(row, facts, None))
+            else:
+                append(Observation(row, None, CLOSED if not row.inode else unseen if pid is None else EXITED))
+
+        self._ticks += 1
+        if self._ticks % 60 == 0:
+            self.facts.forget_stale()
+        return Snapshot(
+            taken_at=taken_at, observations=observations, processes_denied=scan.denied, missing_tables=missing,
+            udp_owners=_udp_owners(udp_all, owners) if self.track_udp else None,
+        )
+
+
+def _udp_owners(rows: list[SocketRow], owners: dict[int, int]) -> dict[int, tuple[int, int]]:
+    found: dict[int, tuple[int, int]] = {}
+    for row in rows:
+        pid = owners.get(row.inode)
+        if pid is not None:
+            found[row.local_port] = (row.inode, pid)
+    return found

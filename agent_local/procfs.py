@@ -1,0 +1,182 @@
+"""One pass over /proc: which process holds which socket inode, and the per-process facts /proc can tell.
+
+The pass opens each /proc/<pid>/fd once as a directory fd and reads its links relative to it (``readlink`` with
+``dir_fd``), so a socket costs one syscall; the process facts (stat, exe, cmdline, status) are read only for the
+processes that hold a socket the caller wants, never for every process.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Collection
+from dataclasses import dataclass, field
+
+PROC = "/proc"
+_SOCKET_PREFIX = "socket:["
+_O_DIR = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
+_NO_ACCESS = (errno.EACCES, errno.EPERM)
+
+
+@dataclass
+class OwnerScan:
+    """What one pass over /proc found."""
+
+    owners: dict[int, int] = field(default_factory=dict)  # socket inode -> pid (the lowest pid holding it)
+    stats: dict[int, tuple[str, int, int]] = field(default_factory=dict)  # pid -> read_stat() of each owner
+    processes: int = 0  # processes looked at
+    denied: int = 0  # processes whose fd table we may not read (another user's, without root)
+
+
+def pids(root: str = PROC) -> list[int]:
+    """Process ids in ascending order (so a socket shared after fork is credited to the parent that made it)."""
+    return sorted(int(name) for name in os.listdir(root) if name.isdigit())
+
+
+def scan_socket_owners(wanted: Collection[int] | None, root: str = PROC) -> OwnerScan:
+    """Map the wanted socket inodes (all when None) to the pid holding them, with each owner's stat line.
+
+    A socket held by several processes (inherited across fork) is credited to the lowest pid, usually the one
+    that created it: the reverse shell rather than each command it runs.
+    """
+    scan = OwnerScan()
+    owners = scan.owners
+    readlink = os.readlink
+    prefix = _SOCKET_PREFIX
+    for pid in pids(root):
+        scan.processes += 1
+        try:
+            dir_fd = os.open(f"{root}/{pid}/fd", _O_DIR)
+        except OSError as exc:
+            if exc.errno in _NO_ACCESS:
+                scan.denied += 1
+            continue  # ENOENT: exited since listdir
+        owns = False
+        try:
+            try:
+                names = os.listdir(dir_fd)
+            except OSError as exc:
+                if exc.errno in _NO_ACCESS:
+                    scan.denied += 1
+                continue
+            for name in names:
+                try:
+                    link = readlink(name, dir_fd=dir_fd)
+                except OSError:
+                    continue  # closed between listdir and readlink
+                if not link.startswith(prefix):
+                    continue
+                inode = int(link[8:-1])
+                if (wanted is None or inode in wanted) and inode not in owners:
+                    owners[inode] = pid
+                    owns = True
+        finally:
+            os.close(dir_fd)
+        if owns:
+            # Read the owner's stat in the same pass, while it is most likely still the same process.
+            stat = read_stat(pid, root)
+            if stat is not None:
+                scan.stats[pid] = stat
+    return scan
+
+
+def find_socket_owner(inode: int, root: str = PROC) -> int | None:
+    """The pid holding one socket inode, newest processes first (a fresh query's sender is usually new)."""
+    target = f"{_SOCKET_PREFIX}{inode}]"
+    for pid in reversed(pids(root)):
+        try:
+            dir_fd = os.open(f"{root}/{pid}/fd", _O_DIR)
+        except OSError:
+            continue
+        try:
+            for name in os.listdir(dir_fd):
+                try:
+                    if os.readlink(name, dir_fd=dir_fd) == target:
+                        return pid
+                except OSError:
+                    continue
+        except OSError:
+            continue
+        finally:
+            os.close(dir_fd)
+    return None
+
+
+def _read(path: str) -> bytes | None:
+    try:
+        with open(path, "rb", buffering=0) as handle:
+            return handle.read(1 << 20)
+    except OSError:
+        return None
+
+
+def read_stat(pid: int, root: str = PROC) -> tuple[str, int, int] | None:
+    """(comm, ppid, start time in clock ticks since boot) from /proc/<pid>/stat, or None if it has gone."""
+    data = _read(f"{root}/{pid}/stat")
+    if not data:
+        return None
+    # comm may itself hold spaces and parentheses: it runs from the first "(" to the last ")".
+    open_paren = data.find(b"(")
+    close_paren = data.rfind(b")")
+    if open_paren < 0 or close_paren < 0:
+        return None
+    comm = data[open_paren + 1:close_paren].decode("utf-8", "replace")
+    rest = data[close_paren + 2:].split()
+    try:
+        return comm, int(rest[1]), int(rest[19])  # fields 4 (ppid) and 22 (starttime) of proc(5)
+    except (IndexError, ValueError):
+        return None
+
+
+def read_exe(pid: int, root: str = PROC) -> str | None:
+    """The executable's path (with " (deleted)" if it was unlinked), None for kernel threads or when denied."""
+    try:
+        return os.readlink(f"{root}/{pid}/exe")
+    except OSError:
+        return None
+
+
+def read_cmdline(pid: int, root: str = PROC) -> list[str] | None:
+    data = _read(f"{root}/{pid}/cmdline")
+    if data is None:
+        return None
+    if not data:
+        return []  # kernel threads and zombies
+    text = data.decode("utf-8", "surrogateescape")
+    if text.endswith("\0"):
+        text = text[:-1]
+    elif "\0" not in text and " " in text:
+        # A process that rewrote its title (setproctitle) leaves one space-separated string.
+        return text.split(" ")
+    return text.split("\0")
+
+
+def read_uid(pid: int, root: str = PROC) -> int | None:
+    """The real uid from /proc/<pid>/status (the user who started it, as ps shows)."""
+    data = _read(f"{root}/{pid}/status")
+    if data is None:
+        return None
+    start = data.find(b"\nUid:")
+    if start < 0:
+        return None
+    try:
+        return int(data[start + 5:data.index(b"\n", start + 1)].split()[0])
+    except (ValueError, IndexError):
+        return None
+
+
+def boot_time(root: str = PROC) -> float | None:
+    data = _read(f"{root}/stat")
+    if data is None:
+        return None
+    start = data.find(b"\nbtime ")
+    if start < 0:
+        return None
+    return float(data[start + 7:data.index(b"\n", start + 1)])
+
+
+def clock_ticks() -> int:
+    try:
+        return os.sysconf("SC_CLK_TCK")
+    except (ValueError, OSError, AttributeError):
+        return 100
