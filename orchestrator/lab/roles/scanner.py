@@ -58,10 +58,12 @@ def main() -> None:
         for sock in writable:
             if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0:
                 open_ports.append(sock.getpeername())
-            pending.pop(sock).close()
+            pending.pop(sock)
+            sock.close()
         for sock, started in list(pending.items()):
             if time.monotonic() - started > args.timeout:
-                pending.pop(sock).close()
+                pending.pop(sock)
+                sock.close()
     for sock in pending:
         sock.close()
     print(f"open: {open_ports}", file=sys.stderr)
