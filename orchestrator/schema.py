@@ -72,7 +72,7 @@ HEALTH_COLUMNS: tuple[tuple[str, str], ...] = (
     ("message", "VARCHAR"),
 )
 
-CONNECTION_REQUIRED = ("host", "protocol", "remote_ip", "remote_port")
+CONNECTION_REQUIRED = ("host", "protocol", "remote_ip")
 DNS_REQUIRED = ("host", "query")
 
 _PROTOCOLS = {"tcp": "tcp", "tcp4": "tcp", "tcp6": "tcp", "udp": "udp", "udp4": "udp", "udp6": "udp",
@@ -209,6 +209,8 @@ def normalise_connection(record: Mapping[str, Any], *, default_host: str | None 
     protocol = _PROTOCOLS.get(str(merged["protocol"]).strip().lower())
     if protocol is None:
         raise SchemaError(f"field 'protocol' unknown: {merged['protocol']!r}")
+    if protocol != "raw":  # a raw socket has no ports
+        _require(merged, ("remote_port",))
     remote_ip = canonical_ip(merged.get("remote_ip"))
     local_ip = canonical_ip(merged.get("local_ip"))
     family_raw = merged.get("family")

@@ -62,7 +62,8 @@ def beacon_stats(starts: list[float]) -> BeaconStats | None:
         else:
             intervals.append(d)
     q1, q2, q3 = _quartiles(intervals)
-    skew = 0.0 if q3 == q1 else (q1 + q3 - 2 * q2) / (q3 - q1)
+    # As RITA does: a median sitting on a quartile (whole-second sampling) means no measurable skew.
+    skew = 0.0 if q2 in (q1, q3) else (q1 + q3 - 2 * q2) / (q3 - q1)
     mad = statistics.median(abs(d - q2) for d in intervals)
     near = sum(1 for d in intervals if abs(d - q2) <= 0.25 * q2) / len(intervals)
     skew_score = 1 - min(1.0, abs(skew))

@@ -8,7 +8,9 @@ volume, and queries addressed to a server other than the configured resolvers.
 from __future__ import annotations
 
 import math
+import random
 import re
+import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -20,7 +22,10 @@ from orchestrator.detectors.base import Context
 from orchestrator.model import PairKey, Signal
 
 MIN_LABEL = 20  # labels shorter than this carry too little data to matter
-ENTROPY_THRESHOLD = 0.8
+ENTROPY_THRESHOLD = 0.9  # of what a random label of the same length and alphabet reaches
+# Words are ~40 % vowels; base32/hex/base64 encodings ~15 %. Entropy alone cannot tell a 22-character
+# host name from 22 random characters, this can.
+MAX_VOWEL_SHARE = 0.28
 MIN_ENCODED_QUERIES = 8
 MIN_UNIQUE_SUBDOMAINS = 30
 RESOLVER_PROGRAMS = {"named", "unbound", "dnsmasq", "systemd-resolved", "pdns_recursor", "coredns", "kresd",
@@ -42,14 +47,39 @@ def registered_domain(name: str) -> str:
     return ".".join(labels[-2:]) if len(labels) >= 2 else name
 
 
+def _entropy(text: str) -> float:
+    counts = Counter(text)
+    return -sum(c / len(text) * math.log2(c / len(text)) for c in counts.values())
+
+
+@lru_cache(maxsize=4096)
+def _random_entropy(length: int, alphabet: int) -> float:
+    """The mean entropy of random labels of this length and alphabet size: the most a short label can reach.
+
+    Estimated once per (length, alphabet) with a fixed seed, so results are deterministic.
+    """
+    rng = random.Random(length * 1000 + alphabet)
+    symbols = [chr(48 + i) for i in range(alphabet)]
+    return statistics.fmean(_entropy("".join(rng.choices(symbols, k=length))) for _ in range(200))
+
+
+def looks_encoded(label: str) -> bool:
+    """A label long enough to carry data, as random as an encoding, and not made of words."""
+    if len(label) < MIN_LABEL or label_randomness(label) < ENTROPY_THRESHOLD:
+        return False
+    if _HEX.match(label.lower()):  # a-f cannot spell much; the vowel test would misfire
+        return True
+    letters = [c for c in label.lower() if c.isalpha()]
+    return not letters or sum(c in "aeiouy" for c in letters) / len(letters) <= MAX_VOWEL_SHARE
+
+
 def label_randomness(label: str) -> float:
-    """Shannon entropy of ``label`` over the most it could reach given its length and alphabet (0..1)."""
+    """Entropy of ``label`` relative to a random label of the same length and alphabet (about 1.0 = random)."""
     if len(label) < 2:
         return 0.0
-    counts = Counter(label.lower())
-    entropy = -sum(c / len(label) * math.log2(c / len(label)) for c in counts.values())
-    alphabet = 16 if _HEX.match(label.lower()) else 32 if _BASE32.match(label.lower()) else 37
-    return entropy / math.log2(min(len(label), alphabet))
+    text = label.lower()
+    alphabet = 16 if _HEX.match(text) else 32 if _BASE32.match(text) else 37
+    return _entropy(text) / _random_entropy(len(text), alphabet)
 
 
 @dataclass
@@ -79,7 +109,7 @@ class DnsExfil:
             if sub:
                 item.subdomains.add(sub)
             label = max(sub.split("."), key=len) if sub else ""
-            if len(label) >= MIN_LABEL and label_randomness(label) >= ENTROPY_THRESHOLD:
+            if looks_encoded(label):
                 item.encoded += row["n"]
                 item.longest = max(item.longest, label, key=len)
             if row["server_ip"]:

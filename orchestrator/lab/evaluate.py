@@ -1,0 +1,145 @@
+"""Judge a hunt report against the lab's ground truth: per scenario found/technique/risk/rank, precision, recall.
+
+A finding matches a truth pair when host and process path agree and the destination does (same remote IP, or the
+same domain, or for the scan a T1046 finding on the scanner). A finding on a malicious process that matches none of
+its truth destinations (say, the miner's lookup of its pool) is neither a hit nor a false alarm: it is "related".
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from orchestrator.lab.groundtruth import TruthPair
+
+ALARM = ("High", "Critical")
+
+
+@dataclass(frozen=True)
+class ScenarioResult:
+    scenario: str
+    host: str
+    process_path: str
+    expected: tuple[str, ...]
+    found: bool
+    technique: str | None = None
+    risk: str | None = None
+    rank: int | None = None
+    score: float | None = None
+    hunt_id: str | None = None
+    why_missed: str | None = None
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    scenarios: tuple[ScenarioResult, ...]
+    precision: float
+    recall: float
+    alarms: int
+    benign_alarms: tuple[dict[str, Any], ...]
+    best_benign_rank: int | None
+    failures: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def targets_met(self) -> bool:
+        return not self.failures
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "targets_met": self.targets_met}
+
+
+def _domain_match(a: str | None, b: str | None) -> bool:
+    if not a or not b:
+        return False
+    a, b = a.lower().rstrip("."), b.lower().rstrip(".")
+    return a == b or a.endswith("." + b) or b.endswith("." + a)
+
+
+def _in_range(ip: str | None, cidr: str | None) -> bool:
+    try:
+        return bool(ip and cidr and ipaddress.ip_address(ip) in ipaddress.ip_network(cidr))
+    except ValueError:
+        return False
+
+
+def _techniques(finding: dict[str, Any]) -> set[str]:
+    return {t for t in [finding.get("technique"), *(finding.get("techniques") or [])] if t}
+
+
+def matches(finding: dict[str, Any], truth: TruthPair) -> bool:
+    if finding.get("host") != truth.host or finding.get("process_path") != truth.process_path:
+        return False
+    if truth.remote_range:
+        return "T1046" in _techniques(finding) or _in_range(finding.get("remote_ip"), truth.remote_range)
+    if truth.remote_ip and finding.get("remote_ip") == truth.remote_ip:
+        return True
+    return _domain_match(finding.get("domain"), truth.domain)
+
+
+def ranked(findings: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Findings worst first (by score), as an analyst reads them."""
+    return sorted(findings, key=lambda f: -float(f.get("score") or 0.0))
+
+
+def evaluate(report: dict[str, Any], truth: list[TruthPair]) -> Evaluation:
+    findings = ranked(list(report.get("findings") or []))
+    rank_of = {id(f): i + 1 for i, f in enumerate(findings)}
+    malicious_processes = {(t.host, t.process_path) for t in truth}
+
+    results = []
+    for pair in truth:
+        hits = [f for f in findings if matches(f, pair)]
+        if not hits:
+            results.append(ScenarioResult(pair.scenario, pair.host, pair.process_path, pair.techniques, False,
+                                          why_missed="no finding for this process and destination"))
+            continue
+        best = hits[0]
+        right_technique = bool(_techniques(best) & set(pair.techniques))
+        alarm = best.get("risk") in ALARM
+        why = None if (right_technique and alarm) else (
+            f"risk {best.get('risk')}" if not alarm else f"technique {best.get('technique')}, expected "
+                                                         f"{'/'.join(pair.techniques)}")
+        results.append(ScenarioResult(pair.scenario, pair.host, pair.process_path, pair.techniques,
+                                      right_technique and alarm, best.get("technique"), best.get("risk"),
+                                      rank_of[id(best)], best.get("score"), best.get("hunt_id"), why))
+
+    alarms = [f for f in findings if f.get("risk") in ALARM]
+    benign = [f for f in findings if (f.get("host"), f.get("process_path")) not in malicious_processes]
+    benign_alarms = tuple(_brief(f, rank_of[id(f)]) for f in benign if f.get("risk") in ALARM)
+    best_benign_rank = min((rank_of[id(f)] for f in benign), default=None)
+    true_alarms = len(alarms) - len(benign_alarms)
+    precision = true_alarms / len(alarms) if alarms else 1.0
+    recall = sum(r.found for r in results) / len(results) if results else 1.0
+
+    failures = [f"{r.scenario} on {r.host}: {r.why_missed}" for r in results if not r.found]
+    if best_benign_rank is not None:
+        failures += [f"{r.scenario} on {r.host}: rank {r.rank} is below a benign pair at rank {best_benign_rank}"
+                     for r in results if r.found and r.rank is not None and r.rank > best_benign_rank]
+    failures += [f"benign pair at {b['risk']}: {b['host']} {b['process_path']} -> {b['destination']}"
+                 for b in benign_alarms]
+    return Evaluation(tuple(results), precision, recall, len(alarms), benign_alarms, best_benign_rank,
+                      tuple(failures))
+
+
+def _brief(finding: dict[str, Any], rank: int) -> dict[str, Any]:
+    keys = ("hunt_id", "host", "process_path", "destination", "technique", "risk", "score")
+    return {"rank": rank, **{k: finding.get(k) for k in keys},
+            "evidence": [e if isinstance(e, str) else e.get("fact", e) for e in (finding.get("evidence") or [])][:6]}
+
+
+def table(evaluation: Evaluation) -> str:
+    """The benchmark table in Markdown (also readable as plain text)."""
+    lines = ["| scenario | host | found | technique | risk | rank | score |", "|---|---|---|---|---|---|---|"]
+    for r in evaluation.scenarios:
+        score = f"{r.score:.1f}" if r.score is not None else "-"
+        lines.append(f"| {r.scenario} | {r.host} | {'yes' if r.found else 'no'} | {r.technique or '-'} | "
+                     f"{r.risk or '-'} | {r.rank or '-'} | {score} |")
+    lines += ["", f"precision {evaluation.precision:.2f} · recall {evaluation.recall:.2f} · "
+                  f"alarms (High/Critical) {evaluation.alarms} · benign pairs at High/Critical "
+                  f"{len(evaluation.benign_alarms)} · best-ranked benign pair: {evaluation.best_benign_rank or '-'}"]
+    if evaluation.failures:
+        lines += ["", "targets missed:", *(f"- {f}" for f in evaluation.failures)]
+    else:
+        lines += ["", "all targets met"]
+    return "\n".join(lines) + "\n"

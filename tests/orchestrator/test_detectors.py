@@ -1,0 +1,165 @@
+"""Detectors and scoring on connhunt's own JSONL: each scenario fires with its technique and facts; ordinary
+traffic stays below High; fleet prevalence lowers what every host does."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from orchestrator.config import Config
+from orchestrator.detectors.beacon import beacon_stats
+from orchestrator.detectors.dns_exfil import label_randomness, looks_encoded, registered_domain
+from orchestrator.pipeline import analyse, ingest_files
+from orchestrator.store import Store
+from tests.conftest import at, connection
+
+
+def _report(jsonl, hosts: dict[str, list[dict]], config: Config | None = None):
+    store = Store()
+    ingest_files([jsonl(f"{h}.jsonl", [dict(r, host=h) for r in records]) for h, records in hosts.items()], store)
+    return analyse(store, config or Config())
+
+
+def _only(report, **match):
+    hits = [f for f in report.findings if all(getattr(f, k) == v for k, v in match.items())]
+    assert len(hits) == 1, [(f.process_path, f.destination, f.technique, f.risk) for f in report.findings]
+    return hits[0]
+
+
+def _beacon(period: float, jitter: float, count: int, seed: int = 1, **fields) -> list[dict]:
+    rng = random.Random(seed)
+    t, out = 0.0, []
+    for i in range(count):
+        t += period * rng.uniform(1 - jitter, 1 + jitter)
+        out.append(connection(local_port=41000 + i, first_seen=at(round(t)), last_seen=at(round(t) + 1), **fields))
+    return out
+
+
+def test_beacon_stats_tolerate_jitter_and_missed_samples() -> None:
+    rng = random.Random(7)
+    starts, t = [], 0.0
+    for i in range(40):
+        t += 5 * rng.uniform(0.8, 1.2)
+        if i % 7 != 3:  # every 7th check-in missed by sampling
+            starts.append(round(t))
+    stats = beacon_stats(starts)
+    assert stats is not None and stats.score >= 0.7 and stats.folded >= 3
+    assert 4.5 <= stats.period <= 5.5
+
+
+def test_random_intervals_are_not_a_beacon() -> None:
+    rng = random.Random(3)
+    starts, t = [], 0.0
+    for _ in range(40):
+        t += rng.expovariate(1 / 20)
+        starts.append(t)
+    stats = beacon_stats(starts)
+    assert stats is not None and stats.score < 0.7
+
+
+def test_encoded_labels_are_told_from_names() -> None:
+    for name in ("www", "a1b2c3", "mail-gateway-server-01", "ecs-prod-eu-west-1-loadbalancer",
+                 "googleusercontent", "cdn-assets-production-frankfurt"):
+        assert not looks_encoded(name), name
+    for encoded in ("nbswy3dpeb3w64tmmqqgs3tbnvsq", "4a6f686e20536d697468206b6e6f7773",
+                    "mfrggzdfmztwq2lknnwg23tpobyxe43u"):
+        assert looks_encoded(encoded), encoded
+    assert label_randomness("aaaaaaaaaaaaaaaaaaaaaaaa") < 0.1
+    assert registered_domain("a.b.exfil.example") == "exfil.example"
+    assert registered_domain("x.y.bbc.co.uk") == "bbc.co.uk"
+
+
+def test_backdoor_on_c2_port_from_tmp(jsonl) -> None:
+    backdoor = _beacon(2, 0.0, 20, pid=66, process_name="updaterd", process_path="/tmp/x/updaterd",
+                       command_line="/tmp/x/updaterd", username="bob", remote_ip="203.0.113.50", remote_port=4444)
+    ordinary = [connection(pid=5, process_name="ssh", process_path="/usr/bin/ssh", remote_ip="203.0.113.22",
+                           remote_port=22),
+                connection(pid=6, process_name="curl", process_path="/usr/bin/curl", remote_ip="203.0.113.10",
+                           remote_port=443)]
+    report = _report(jsonl, {"h1": backdoor + ordinary})
+    finding = _only(report, process_path="/tmp/x/updaterd")
+    assert finding.technique in ("T1571", "T1071") and {"T1571", "T1071"} <= set(finding.techniques)
+    assert finding.risk in ("High", "Critical") and finding.user == "bob"
+    assert finding.hunt_id.startswith("TH-HUNTIN-") and finding.hunt_id.endswith("-001")
+    assert any("4444 is a known C2" in line for line in finding.evidence)
+    assert any(line.startswith("[beacon") for line in finding.evidence)
+    assert all(f.risk in ("Low", "Medium") for f in report.findings if f.process_path != "/tmp/x/updaterd")
+
+
+def test_ssh_off_port_22_is_nonstandard(jsonl) -> None:
+    report = _report(jsonl, {"h1": [connection(process_name="ssh", process_path="/usr/bin/ssh", remote_port=2022)]})
+    finding = _only(report, process_path="/usr/bin/ssh")
+    assert finding.technique == "T1571" and "ssh normally uses port 22, here 2022" in " ".join(finding.evidence)
+
+
+def test_cryptominer(jsonl) -> None:
+    miner = connection(pid=9, process_name="xmrig", process_path="/dev/shm/.x/xmrig", remote_ip="203.0.113.77",
+                       remote_port=3333, command_line="xmrig -o stratum+tcp://pool.example:3333 --donate-level 1",
+                       first_seen=at(0), last_seen=at(240), observations=240)
+    finding = _only(_report(jsonl, {"h1": [miner]}), process_path="/dev/shm/.x/xmrig")
+    assert (finding.technique, finding.risk) == ("T1496", "Critical")
+    assert any("stratum" in line for line in finding.evidence)
+
+
+def test_internal_scan_folds_targets_into_one_finding(jsonl) -> None:
+    scan = [connection(pid=3, process_name="svc", process_path="/var/tmp/svc", remote_ip=f"10.66.1.{i}",
+                       remote_port=port, state="SYN_SENT" if i % 2 else "ESTABLISHED", local_port=30000 + i * 10 + n)
+            for i in range(1, 11) for n, port in enumerate((22, 445))]
+    report = _report(jsonl, {"h1": scan})
+    finding = _only(report, process_path="/var/tmp/svc")
+    assert finding.technique == "T1046" and finding.risk in ("High", "Critical")
+    assert finding.destination == "internal network (10 hosts, 2 ports)"
+    assert "10 half-open (SYN_SENT) connections" in " ".join(finding.evidence)
+
+
+def test_raw_icmp_socket_is_non_application_protocol(jsonl) -> None:
+    raw = connection(pid=4, process_name="tund", process_path="/usr/local/bin/tund", protocol="raw",
+                     remote_ip="0.0.0.0", remote_port=None, local_port=None, state="PROTO_1", observations=60)
+    ping = dict(raw, pid=5, process_name="ping", process_path="/usr/bin/ping")
+    report = _report(jsonl, {"h1": [raw, ping]})
+    finding = _only(report, process_path="/usr/local/bin/tund")
+    assert finding.technique == "T1095" and finding.risk in ("Medium", "High")
+    assert not [f for f in report.findings if f.process_path == "/usr/bin/ping"]
+
+
+def test_dns_exfiltration_to_attacker_nameserver(jsonl) -> None:
+    rng = random.Random(5)
+    queries = [{"kind": "dns", "pid": 8, "process_name": "dnsupd", "process_path": "/usr/sbin/dnsupd",
+                "query": "".join(rng.choice("abcdefghijklmnopqrstuvwxyz234567") for _ in range(50)) + f".{i}.t.evil.example",
+                "qtype": "A", "server_ip": "198.51.100.53", "timestamp": at(i)} for i in range(40)]
+    benign = [{"kind": "dns", "pid": 9, "process_name": "curl", "process_path": "/usr/bin/curl",
+               "query": "www.example.org", "server_ip": "10.0.0.53", "timestamp": at(i)} for i in range(5)]
+    report = _report(jsonl, {"h1": queries + benign}, Config(resolvers=("10.0.0.53",)))
+    finding = _only(report, process_path="/usr/sbin/dnsupd")
+    assert (finding.technique, finding.domain, finding.remote_ip) == ("T1048.003", "evil.example", "198.51.100.53")
+    assert finding.risk in ("High", "Critical")
+    assert not [f for f in report.findings if f.process_path == "/usr/bin/curl"]
+
+
+@pytest.mark.parametrize("hosts", [8])
+def test_fleet_prevalence_lowers_the_common_beacon_and_raises_the_rare_one(jsonl, hosts: int) -> None:
+    fleet = {}
+    for h in range(hosts):
+        records = _beacon(60, 0.02, 8, seed=h, pid=100, process_name="pkg-updater",
+                          process_path="/opt/lab/bin/pkg-updater", remote_ip="198.51.100.80", remote_port=8080)
+        if h == 3:
+            records += _beacon(5, 0.2, 30, seed=99, pid=66, process_name="kworkerd",
+                               process_path="/usr/lib/kworkerd", remote_ip="203.0.113.66", remote_port=8081)
+        fleet[f"host{h}"] = records
+    report = _report(jsonl, fleet)
+    updater = [f for f in report.findings if f.process_path == "/opt/lab/bin/pkg-updater"]
+    assert updater and all(f.risk == "Low" and f.hosts_with_pair == hosts for f in updater)
+    c2 = _only(report, process_path="/usr/lib/kworkerd")
+    assert c2.risk in ("High", "Critical") and c2.hosts_with_pair == 1 and c2.technique == "T1071"
+    assert report.findings[0] == c2
+
+
+def test_allowlist_and_loopback_are_ignored(jsonl) -> None:
+    records = [connection(remote_ip="127.0.0.1", remote_port=4444),
+               connection(pid=2, process_name="agent", process_path="/opt/agent", remote_ip="203.0.113.5",
+                          remote_port=4444)]
+    from orchestrator.config import Allow
+
+    report = _report(jsonl, {"h1": records}, Config(allow=(Allow(process="/opt/agent", port=4444),)))
+    assert report.findings == ()
