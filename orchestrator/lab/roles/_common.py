@@ -16,23 +16,21 @@ MAX_DURATION = 3600.0
 
 
 def set_proctitle(argv: list[str]) -> None:
-    """Show ``argv`` as this process's command line, the way setproctitle(3) does.
+    """Show ``argv`` as this process's command line, the way setproctitle(3) does (nginx, sshd, postgres...).
 
-    The kernel reads /proc/PID/cmdline from the argv area; when the area's last byte is not NUL it returns the text
-    up to the first NUL (the setproctitle convention), which psutil then splits on spaces. Roles use it so that a
-    disguised binary shows the command line a real one would, instead of "python role.py ...".
+    /proc/PID/cmdline is read from the argv area of the process's memory; when the area's last byte is not NUL, the
+    kernel returns the text up to the first NUL, which psutil splits on spaces. Roles use it so that a disguised
+    binary shows the command line a real one would, instead of "python role.py ...". (Shrinking the area to hold
+    NUL-separated arguments exactly needs prctl(PR_SET_MM), i.e. CAP_SYS_RESOURCE, which sandboxes often drop.)
     """
     try:
         with open("/proc/self/stat") as f:
             stat = f.read()
         rest = stat[stat.rindex(")") + 2:].split()
         start, end = int(rest[45]), int(rest[46])
-        text = " ".join(argv).encode()
         size = end - start
-        if size < 2:
-            return
-        text = text[: size - 2]
-        area = text + b"\0" + b" " * (size - len(text) - 2) + b" "
+        text = " ".join(argv).encode()[: max(0, size - 2)]
+        area = text + b"\0" + b" " * (size - len(text) - 1)
         with open("/proc/self/mem", "r+b", buffering=0) as mem:
             mem.seek(start)
             mem.write(area)
