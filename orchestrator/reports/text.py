@@ -7,17 +7,25 @@ from collections import Counter
 from orchestrator.model import RISKS, Finding, HuntReport
 
 
+_CONTROL = {c: f"\\x{c:02x}" for c in range(32)} | {10: "\\n", 13: "\\r", 9: "\\t", 127: "\\x7f"}
+
+
+def printable(text: str) -> str:
+    """Control characters escaped: a command line with a newline or an ANSI escape cannot forge report lines."""
+    return text.translate(_CONTROL)
+
+
 def finding_block(finding: Finding) -> str:
-    evidence = "\n".join(f"  - {line}" for line in finding.evidence)
+    evidence = "\n".join(f"  - {printable(line)}" for line in finding.evidence)
     chain = f"\n  - linked in chain {finding.chain}" if finding.chain else ""
     return (f"Hunt ID: {finding.hunt_id}\n"
             f"Technique: {finding.technique}\n"
-            f"Host: {finding.host}\n"
-            f"User: {finding.user}\n"
+            f"Host: {printable(finding.host)}\n"
+            f"User: {printable(finding.user)}\n"
             f"Evidence:\n{evidence}{chain}\n"
             f"Risk Level: {finding.risk}\n"
             f"Confidence: {finding.confidence}\n"
-            f"Recommended Action: {finding.recommended_action}\n")
+            f"Recommended Action: {printable(finding.recommended_action)}\n")
 
 
 def render(report: HuntReport) -> str:
