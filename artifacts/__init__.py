@@ -1,0 +1,1 @@
+"""connhunt's artifact files (Velociraptor YAML, osquery pack), shipped inside the wheel."""
