@@ -27,7 +27,8 @@ OSQUERY_TABLES = {
     "os_version": "name, version, platform",
     "time": "unix_time, datetime",
     "dns_cache": "name, type, flags",
-    "dns_lookup_events": "eid, time, time_windows, datetime, pid, path, username, name, type, type_id, status, response",
+    "dns_lookup_events": "eid, time, time_windows, datetime, pid, path, username, name, type, type_id, status, "
+                         "response",
 }
 # Columns the endpoint cannot know: the store derives process_identity, and sockets carry no remote name.
 DERIVED = {"process_identity", "remote_hostname"}
