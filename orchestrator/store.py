@@ -15,8 +15,8 @@ import duckdb
 from orchestrator.schema import CONNECTION_COLUMNS, DNS_COLUMNS, HEALTH_COLUMNS
 
 _TABLES = {"connections": CONNECTION_COLUMNS, "dns": DNS_COLUMNS, "health": HEALTH_COLUMNS}
-# Rows go in by the batch: one executemany per batch keeps memory flat on large inputs.
-BATCH = 5000
+# Rows go in by the batch, which keeps memory flat on large inputs.
+BATCH = 20000
 
 
 def _naive_utc(value: Any) -> Any:
@@ -38,20 +38,25 @@ class Store:
             self.con.execute(f"CREATE TABLE IF NOT EXISTS {table} ({cols})")
 
     def _insert(self, table: str, rows: Iterable[Mapping[str, Any]]) -> int:
-        names = [name for name, _ in _TABLES[table]]
-        sql = f"INSERT INTO {table} VALUES ({', '.join('?' for _ in names)})"
-        batch: list[list[Any]] = []
         total = 0
+        batch: list[Mapping[str, Any]] = []
         for row in rows:
-            batch.append([_naive_utc(row.get(n)) for n in names])
+            batch.append(row)
             if len(batch) >= BATCH:
-                self.con.executemany(sql, batch)
-                total += len(batch)
-                batch.clear()
+                total += self._insert_batch(table, batch)
+                batch = []
         if batch:
-            self.con.executemany(sql, batch)
-            total += len(batch)
+            total += self._insert_batch(table, batch)
         return total
+
+    def _insert_batch(self, table: str, batch: list[Mapping[str, Any]]) -> int:
+        # One statement per batch, one list parameter per column, zipped back into rows by unnest: about a
+        # hundred times faster than executemany, which runs one prepared insert per row.
+        columns = _TABLES[table]
+        values = [[_naive_utc(row.get(name)) for row in batch] for name, _ in columns]
+        select = ", ".join(f'unnest(?::{kind}[]) AS "{name}"' for name, kind in columns)
+        self.con.execute(f"INSERT INTO {table} SELECT {select}", values)
+        return len(batch)
 
     def add_connections(self, rows: Iterable[Mapping[str, Any]]) -> int:
         return self._insert("connections", rows)
