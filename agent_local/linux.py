@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 from agent_local import netfiles, procfs
@@ -25,42 +26,47 @@ class ProcfsSnapshotter:
         self.proc_root = proc_root
         self.net_root = net_root
         self.facts = LinuxFacts(hasher, proc_root)
+        self.owners = procfs.OwnerScanner(proc_root)
+        self._tables = netfiles.SocketTables(net_root, _OTHER_TABLES, keep_unconnected=include_listening)
+        # DNS attribution needs unconnected UDP sockets too (a resolver's sendto() socket has no peer).
+        self._udp = netfiles.SocketTables(net_root, _UDP_TABLES, keep_unconnected=include_listening or track_udp)
+        self._can_see_all = os.geteuid() == 0
+        self._uid = os.geteuid()
         self._ticks = 0
 
     def take(self) -> Snapshot:
         taken_at = time.time()
         keep = self.include_listening
-        rows, missing = netfiles.read_sockets(keep_unconnected=keep, root=self.net_root, tables=_OTHER_TABLES)
-        if self.track_udp:
-            # DNS attribution needs unconnected UDP sockets too (a resolver's sendto() socket has no peer).
-            udp_all, missing_udp = netfiles.read_sockets(keep_unconnected=True, root=self.net_root,
-                                                         tables=_UDP_TABLES)
-            rows.extend(row for row in udp_all if keep or row.remote_port)
-        else:
-            udp_all, missing_udp = netfiles.read_sockets(keep_unconnected=keep, root=self.net_root,
-                                                         tables=_UDP_TABLES)
-            rows.extend(udp_all)
+        rows, missing = self._tables.read()
+        udp_all, missing_udp = self._udp.read()
+        rows.extend(udp_all if keep or not self.track_udp else (row for row in udp_all if row.remote_port))
         missing.extend(missing_udp)
 
-        wanted = {row.inode for row in rows}
+        wanted = {row[7] for row in rows}  # inodes
         if self.track_udp:
-            wanted.update(row.inode for row in udp_all)
+            wanted.update(row[7] for row in udp_all)
         wanted.discard(0)
-        scan = procfs.scan_socket_owners(wanted, self.proc_root)
+        scan = self.owners.scan(wanted, wanted)
         owners = scan.owners
+        if len(owners) < len(wanted) and self._missed_visible(rows, owners):
+            # A socket we could have seen has no owner: a remembered fd may have been reused. Read every fd.
+            scan = self.owners.scan(wanted, wanted, full=True)
+            owners = scan.owners
         facts_of: dict[int, ProcessFacts | None] = {
             pid: self.facts.get(pid, stat) for pid, stat in scan.stats.items()
         }
         unseen = HIDDEN if scan.denied else EXITED
         observations: list[Observation] = []
         append = observations.append
+        new, cls = tuple.__new__, Observation  # see netfiles.parse_table: no __new__ frame per row
         for row in rows:
-            pid = owners.get(row.inode) if row.inode else None
+            inode = row[7]
+            pid = owners.get(inode) if inode else None
             facts = facts_of.get(pid) if pid is not None else None
             if facts is not None:
-                append(Observation(row, facts, None))
+                append(new(cls, (row, facts, None)))
             else:
-                append(Observation(row, None, CLOSED if not row.inode else unseen if pid is None else EXITED))
+                append(new(cls, (row, None, CLOSED if not inode else unseen if pid is None else EXITED)))
 
         self._ticks += 1
         if self._ticks % 60 == 0:
@@ -69,6 +75,15 @@ class ProcfsSnapshotter:
             taken_at=taken_at, observations=observations, processes_denied=scan.denied, missing_tables=missing,
             udp_owners=_udp_owners(udp_all, owners) if self.track_udp else None,
         )
+
+
+    def _missed_visible(self, rows: list[SocketRow], owners: dict[int, int]) -> bool:
+        """Is any unowned socket one this user could have attributed (root: any; else: one of our own)?"""
+        for row in rows:
+            inode = row[7]
+            if inode and inode not in owners and (self._can_see_all or row.uid == self._uid):
+                return True
+        return False
 
 
 def _udp_owners(rows: list[SocketRow], owners: dict[int, int]) -> dict[int, tuple[int, int]]:

@@ -72,7 +72,7 @@ class PsutilSnapshotter:
             local_ip, local_port = (_ip(conn.laddr.ip), conn.laddr.port) if conn.laddr else ("", 0)
             remote_ip, remote_port = (_ip(remote.ip), remote.port) if remote else ("", 0)
             family = "ipv4" if "." in (remote_ip or local_ip) else _FAMILIES.get(conn.family, "ipv4")
-            row = SocketRow(protocol, family, local_ip, local_port, remote_ip, remote_port, state or "NONE", -1, -1)
+            row = SocketRow(protocol, local_ip, local_port, remote_ip, remote_port, family, state or "NONE", -1, -1)
             if pid is not None and pid not in facts_of:
                 facts_of[pid] = self.facts.get(pid)
             facts = facts_of.get(pid) if pid is not None else None

@@ -33,51 +33,90 @@ def pids(root: str = PROC) -> list[int]:
     return sorted(int(name) for name in os.listdir(root) if name.isdigit())
 
 
-def scan_socket_owners(wanted: Collection[int] | None, root: str = PROC) -> OwnerScan:
-    """Map the wanted socket inodes (all when None) to the pid holding them, with each owner's stat line.
+class OwnerScanner:
+    """Finds socket owners tick after tick, remembering each process's socket fds between ticks.
 
-    A socket held by several processes (inherited across fork) is credited to the lowest pid, usually the one
-    that created it: the reverse shell rather than each command it runs.
+    A fd that held socket X last tick is not read again while X is still in the socket table: a socket that is
+    still open is still open at the same fd, unless the process closed that fd and reused the number while
+    another fd or process kept X alive; a new socket that lands on such a fd shows up as unowned, and the caller
+    then asks for a ``full`` pass. Cached fds are dropped when the pid's start time changes (pid reuse). A
+    steady process with thousands of connections thus costs one listdir per tick instead of a readlink per fd.
     """
-    scan = OwnerScan()
-    owners = scan.owners
-    readlink = os.readlink
-    prefix = _SOCKET_PREFIX
-    for pid in pids(root):
-        scan.processes += 1
-        try:
-            dir_fd = os.open(f"{root}/{pid}/fd", _O_DIR)
-        except OSError as exc:
-            if exc.errno in _NO_ACCESS:
-                scan.denied += 1
-            continue  # ENOENT: exited since listdir
-        owns = False
-        try:
+
+    def __init__(self, root: str = PROC) -> None:
+        self.root = root
+        # pid -> (start ticks, {fd name: socket inode}); only socket fds are remembered
+        self._fds: dict[int, tuple[int, dict[str, int]]] = {}
+
+    def scan(self, wanted: Collection[int] | None, alive: Collection[int] = (), *, full: bool = False) -> OwnerScan:
+        """Map the wanted socket inodes (all when None) to the pid holding them, with each owner's stat line.
+
+        ``alive`` is every inode in the socket tables now: a remembered fd is trusted only if its socket is in
+        it. ``full`` reads every fd regardless. A socket held by several processes (inherited across fork) is
+        credited to the lowest pid, usually the one that created it: the reverse shell rather than each command
+        it runs.
+        """
+        scan = OwnerScan()
+        owners = scan.owners
+        readlink = os.readlink
+        prefix = _SOCKET_PREFIX
+        root = self.root
+        previous = self._fds
+        remembered: dict[int, tuple[int, dict[str, int]]] = {}
+        for pid in pids(root):
+            scan.processes += 1
+            stat = None
+            known: dict[str, int] = {}
+            cached = None if full else previous.get(pid)
+            if cached is not None:
+                stat = read_stat(pid, root)
+                if stat is not None and stat[2] == cached[0]:
+                    known = cached[1]
             try:
-                names = os.listdir(dir_fd)
+                dir_fd = os.open(f"{root}/{pid}/fd", _O_DIR)
             except OSError as exc:
                 if exc.errno in _NO_ACCESS:
                     scan.denied += 1
-                continue
-            for name in names:
+                continue  # ENOENT: exited since listdir
+            owns = False
+            sockets: dict[str, int] = {}
+            try:
                 try:
-                    link = readlink(name, dir_fd=dir_fd)
-                except OSError:
-                    continue  # closed between listdir and readlink
-                if not link.startswith(prefix):
+                    names = os.listdir(dir_fd)
+                except OSError as exc:
+                    if exc.errno in _NO_ACCESS:
+                        scan.denied += 1
                     continue
-                inode = int(link[8:-1])
-                if (wanted is None or inode in wanted) and inode not in owners:
-                    owners[inode] = pid
-                    owns = True
-        finally:
-            os.close(dir_fd)
-        if owns:
-            # Read the owner's stat in the same pass, while it is most likely still the same process.
-            stat = read_stat(pid, root)
-            if stat is not None:
-                scan.stats[pid] = stat
-    return scan
+                for name in names:
+                    inode = known.get(name)
+                    if inode is None or inode not in alive:
+                        try:
+                            link = readlink(name, dir_fd=dir_fd)
+                        except OSError:
+                            continue  # closed between listdir and readlink
+                        if not link.startswith(prefix):
+                            continue
+                        inode = int(link[8:-1])
+                    sockets[name] = inode
+                    if (wanted is None or inode in wanted) and inode not in owners:
+                        owners[inode] = pid
+                        owns = True
+            finally:
+                os.close(dir_fd)
+            if owns or sockets:
+                # Read the stat in the same pass, while it is most likely still the same process.
+                stat = stat or read_stat(pid, root)
+                if stat is not None:
+                    if owns:
+                        scan.stats[pid] = stat
+                    remembered[pid] = (stat[2], sockets)
+        self._fds = remembered
+        return scan
+
+
+def scan_socket_owners(wanted: Collection[int] | None, root: str = PROC) -> OwnerScan:
+    """One full pass with nothing remembered (see OwnerScanner.scan)."""
+    return OwnerScanner(root).scan(wanted, full=True)
 
 
 def find_socket_owner(inode: int, root: str = PROC) -> int | None:

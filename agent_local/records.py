@@ -7,14 +7,14 @@ cannot import the orchestrator. A test keeps the two in step.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from agent_local.enrich import user_name
+from agent_local.enrich import ProcessFacts, user_name
 
 if TYPE_CHECKING:
     from agent_local.hostinfo import HostInfo
-    from agent_local.snapshot import Observation
 
 SOURCE = "agent_local"
 
@@ -31,11 +31,24 @@ DNS_FIELDS: tuple[str, ...] = (
 HEALTH_FIELDS: tuple[str, ...] = ("host", "source", "collected_at", "check", "count", "message")
 
 
+_iso_cache: dict[float, str] = {}
+
+
 def iso(epoch: float | None) -> str | None:
-    """ISO 8601 UTC with microseconds and a ``Z``, the one time spelling in agent_local's output."""
+    """ISO 8601 UTC with microseconds and a ``Z``, the one time spelling in agent_local's output.
+
+    Memoised: every record of a tick shares the same first_seen/last_seen/collected_at, and strftime would
+    otherwise dominate writing tens of thousands of records.
+    """
     if epoch is None:
         return None
-    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    text = _iso_cache.get(epoch)
+    if text is None:
+        if len(_iso_cache) >= 4096:
+            _iso_cache.clear()
+        text = datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        _iso_cache[epoch] = text
+    return text
 
 
 def health_record(host: str, collected_at: float, check: str, count: int, message: str) -> dict[str, Any]:
@@ -43,27 +56,66 @@ def health_record(host: str, collected_at: float, check: str, count: int, messag
             "count": count, "message": message}
 
 
-def connection_record(host: HostInfo, obs: Observation, first_seen: float, last_seen: float, observations: int,
-                      collected_at: float) -> dict[str, Any]:
-    """One connection record: the socket, its owner's facts, and when and how often it was seen."""
-    sock = obs.sock
-    facts = obs.facts
-    if facts is not None:
-        pid, ppid, name, path, cmd = facts.pid, facts.ppid, facts.name, facts.exe, facts.command_line
-        user, start, parent_name, parent_path = facts.username, iso(facts.start_time), facts.parent_name, \
-            facts.parent_path
-        sha = facts.exe_sha256
-    else:
-        pid = ppid = name = path = cmd = start = parent_name = parent_path = sha = None
-        # The socket table still says which user owns the socket, even when its process is out of sight.
-        user = user_name(sock.uid) if sock.inode and sock.uid >= 0 else None
-    return {
-        "kind": "connection", "host": host.host, "host_id": host.host_id, "os": host.os,
-        "collected_at": iso(collected_at), "source": SOURCE, "pid": pid, "ppid": ppid, "process_name": name,
-        "process_path": path, "command_line": cmd, "username": user, "process_start": start,
-        "parent_name": parent_name, "parent_path": parent_path, "exe_sha256": sha, "protocol": sock.protocol,
-        "family": sock.family, "local_ip": sock.local_ip, "local_port": sock.local_port, "remote_ip": sock.remote_ip,
-        "remote_port": sock.remote_port, "state": sock.state, "first_seen": iso(first_seen),
-        "last_seen": iso(last_seen), "observations": observations, "remote_hostname": None,
-        "attributed": facts is not None,
+_UNATTRIBUTED_PART: dict[str, Any] = {
+    "pid": None, "ppid": None, "process_name": None, "process_path": None, "command_line": None, "username": None,
+    "process_start": None, "parent_name": None, "parent_path": None, "exe_sha256": None,
+}
+# id(facts) -> (facts, its process fields): built once per process, not once per socket. The facts object is kept
+# in the value so its id cannot be reused while the entry lives.
+_process_parts: dict[int, tuple[ProcessFacts, dict[str, Any]]] = {}
+
+
+def _process_part(facts: ProcessFacts) -> dict[str, Any]:
+    cached = _process_parts.get(id(facts))
+    if cached is not None and cached[0] is facts:
+        return cached[1]
+    part = {
+        "pid": facts.pid, "ppid": facts.ppid, "process_name": facts.name, "process_path": facts.exe,
+        "command_line": facts.command_line, "username": facts.username, "process_start": iso(facts.start_time),
+        "parent_name": facts.parent_name, "parent_path": facts.parent_path, "exe_sha256": facts.exe_sha256,
     }
+    if len(_process_parts) >= 4096:
+        _process_parts.clear()
+    _process_parts[id(facts)] = (facts, part)
+    return part
+
+
+def connection_records(host: HostInfo, entries: Iterable[Sequence[Any]], collected_at: float) -> list[dict[str, Any]]:
+    """Connection records, one per entry ``[first_seen, last_seen, observations, Observation, ...]``: the socket,
+    its owner's facts, and when and how often it was seen.
+
+    Built in one loop for a whole tick because a tick can finalise tens of thousands of connections at once:
+    the host fields are shared and each distinct time is formatted once.
+    """
+    base = {"kind": "connection", "host": host.host, "host_id": host.host_id, "os": host.os,
+            "collected_at": iso(collected_at), "source": SOURCE}
+    times: dict[float, str | None] = {}
+    # base + process fields, merged once per process per batch: one dict merge per record instead of two.
+    heads: dict[int, dict[str, Any]] = {}
+    unattributed_head = {**base, **_UNATTRIBUTED_PART}
+    out: list[dict[str, Any]] = []
+    append = out.append
+    for entry in entries:
+        first_seen, last_seen, observations, obs = entry[0], entry[1], entry[2], entry[3]
+        facts = obs[1]
+        protocol, local_ip, local_port, remote_ip, remote_port, family, state, inode, uid = obs[0]
+        if facts is not None:
+            head = heads.get(id(facts))
+            if head is None:
+                head = heads[id(facts)] = {**base, **_process_part(facts)}
+        elif inode and uid >= 0:
+            # The socket table still says which user owns the socket, even when its process is out of sight.
+            head = {**unattributed_head, "username": user_name(uid)}
+        else:
+            head = unattributed_head
+        first = times.get(first_seen)
+        if first is None:
+            first = times[first_seen] = iso(first_seen)
+        last = times.get(last_seen)
+        if last is None:
+            last = times[last_seen] = iso(last_seen)
+        append({**head, "protocol": protocol, "family": family, "local_ip": local_ip, "local_port": local_port,
+                "remote_ip": remote_ip, "remote_port": remote_port, "state": state, "first_seen": first,
+                "last_seen": last, "observations": observations, "remote_hostname": None,
+                "attributed": facts is not None})
+    return out

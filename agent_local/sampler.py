@@ -11,8 +11,8 @@ from collections import Counter
 from typing import Any
 
 from agent_local.hostinfo import HostInfo
-from agent_local.records import connection_record
-from agent_local.snapshot import Observation, Snapshot
+from agent_local.records import connection_records
+from agent_local.snapshot import Snapshot
 
 # How long a connection seen with its process is remembered, so the ownerless TIME_WAIT socket it leaves behind
 # (the kernel keeps it 60 s) is recognised as the same connection instead of reported again as unattributed.
@@ -20,17 +20,13 @@ _REMEMBER_ATTRIBUTED_S = 120.0
 
 Key = tuple[str, str, int, str, int, "int | None"]
 Tuple5 = tuple[str, str, int, str, int]
+_LIVE = float("inf")
 
 
-class _Entry:
-    __slots__ = ("first_seen", "last_seen", "observations", "obs", "tick")
-
-    def __init__(self, obs: Observation, seen: float, tick: int) -> None:
-        self.first_seen = seen
-        self.last_seen = seen
-        self.observations = 1
-        self.obs = obs
-        self.tick = tick
+# A live connection: [first_seen, last_seen, observations, latest Observation, last tick seen], the layout
+# records.connection_records reads. A list, not a class, because a tick touches every live connection and a list
+# is several times cheaper to make and update.
+_FIRST, _LAST, _COUNT, _OBS, _TICK = range(5)
 
 
 class Sampler:
@@ -38,12 +34,12 @@ class Sampler:
 
     def __init__(self, host: HostInfo) -> None:
         self.host = host
-        self._live: dict[Key, _Entry] = {}
+        self._live: dict[Key, list[Any]] = {}
+        # 5-tuple of every connection seen with its process -> when it was last live (inf while it is).
         self._attributed: dict[Tuple5, float] = {}
         self._tick = 0
         self.unattributed: Counter[str] = Counter()  # unattributed records written, by reason
         self.connections_written = 0
-        self.raw_sockets: set[Key] = set()
 
     def __len__(self) -> int:
         return len(self._live)
@@ -55,26 +51,25 @@ class Sampler:
         live = self._live
         attributed = self._attributed
         for obs in snap.observations:
-            sock = obs.sock
-            t5 = (sock.protocol, sock.local_ip, sock.local_port, sock.remote_ip, sock.remote_port)
-            facts = obs.facts
+            row, facts = obs[0], obs[1]
+            t5 = row[:5]  # SocketRow starts with its 5-tuple
             if facts is None:
                 if t5 in attributed:
                     continue  # the same connection, closed by its process and lingering ownerless
-                key: Key = (*t5, None)
+                key: Key = t5 + (None,)
             else:
-                attributed[t5] = seen
-                key = (*t5, facts.pid)
+                key = t5 + (facts.pid,)
             entry = live.get(key)
             if entry is None:
-                live[key] = _Entry(obs, seen, tick)
-            elif entry.tick != tick:  # the same socket twice in one snapshot (e.g. two raw ICMP sockets)
-                entry.last_seen = seen
-                entry.observations += 1
-                entry.obs = obs
-                entry.tick = tick
-        gone = [key for key, entry in live.items() if entry.tick != tick]
-        records = [self._finalise(key, seen) for key in gone]
+                live[key] = [seen, seen, 1, obs, tick]
+                if facts is not None:
+                    attributed[t5] = _LIVE
+            elif entry[_TICK] != tick:  # (the same key twice in one snapshot counts once)
+                entry[_LAST] = seen
+                entry[_COUNT] += 1
+                entry[_OBS] = obs
+                entry[_TICK] = tick
+        records = self._finalise([key for key, entry in live.items() if entry[_TICK] != tick], seen)
         if tick % 30 == 0:
             cutoff = seen - _REMEMBER_ATTRIBUTED_S
             for t5 in [t for t, last in attributed.items() if last < cutoff]:
@@ -83,14 +78,26 @@ class Sampler:
 
     def finish(self, now: float) -> list[dict[str, Any]]:
         """Finalise every connection still open: sampling has ended (or was interrupted)."""
-        return [self._finalise(key, now) for key in list(self._live)]
+        entries = list(self._live.values())
+        self._live.clear()
+        self._count(entries)
+        return connection_records(self.host, entries, now)
 
-    def _finalise(self, key: Key, now: float) -> dict[str, Any]:
-        entry = self._live.pop(key)
-        obs = entry.obs
-        if obs.unattributed is not None:
-            self.unattributed[obs.unattributed] += 1
-        if obs.sock.protocol == "raw":
-            self.raw_sockets.add(key)
-        self.connections_written += 1
-        return connection_record(self.host, obs, entry.first_seen, entry.last_seen, entry.observations, now)
+    def _finalise(self, keys: list[Key], now: float) -> list[dict[str, Any]]:
+        if not keys:
+            return []
+        pop = self._live.pop
+        entries = [pop(key) for key in keys]
+        attributed = self._attributed
+        for key, entry in zip(keys, entries):
+            if key[5] is not None:
+                attributed[key[:5]] = entry[_LAST]
+        self._count(entries)
+        return connection_records(self.host, entries, now)
+
+    def _count(self, entries: list[list[Any]]) -> None:
+        self.connections_written += len(entries)
+        for entry in entries:
+            reason = entry[_OBS][2]
+            if reason is not None:
+                self.unattributed[reason] += 1
