@@ -148,7 +148,8 @@ def _finding(ctx: Context, facts: ProcessFacts, group: _Group, hunt_id: str) -> 
         remote_ip=primary.remote_ip or (first.remote_ip if first and exact else None),
         remote_port=primary.remote_port if primary.remote_ip else (first.remote_port if first and exact else None),
         domain=primary.domain, first_seen=first_seen, last_seen=last_seen, connections=connections,
-        hosts_with_pair=prevalence.hosts if prevalence else None, fleet_hosts=ctx.fleet_size, risk=risk, confidence=confidence,
+        hosts_with_pair=prevalence.hosts if prevalence else None, fleet_hosts=ctx.fleet_size, risk=risk,
+        confidence=confidence,
         score=total, evidence=evidence, contributions=contributions,
         recommended_action=recommend(risk, primary.technique, key.host, name, pids, key.destination,
                                      blockable=bool(primary.domain or (primary.remote_ip and primary.remote_ip
@@ -190,8 +191,9 @@ def _evidence(key: PairKey, first: Pair | None, pairs: list[Pair], path: str, na
     states = sorted({s for p in pairs for s in p.states if s and s != "NONE"})
     protocols = sorted({p.protocol for p in pairs})
     hostname = next((p.remote_hostname for p in pairs if p.remote_hostname), None)
-    lines.append(f"remote endpoint: {key.destination}{f' ({hostname})' if hostname else ''}"
-                 f"{' over ' + '/'.join(protocols) if protocols else ''}{' state ' + ','.join(states) if states else ''}")
+    over = f" over {'/'.join(protocols)}" if protocols else ""
+    state = f" state {','.join(states)}" if states else ""
+    lines.append(f"remote endpoint: {key.destination}{f' ({hostname})' if hostname else ''}{over}{state}")
     if first_seen:
         span = (last_seen - first_seen).total_seconds() if last_seen else 0.0
         noun = "connections" if pairs else "queries"

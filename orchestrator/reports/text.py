@@ -6,7 +6,6 @@ from collections import Counter
 
 from orchestrator.model import RISKS, Finding, HuntReport
 
-
 _CONTROL = {c: f"\\x{c:02x}" for c in range(32)} | {10: "\\n", 13: "\\r", 9: "\\t", 127: "\\x7f"}
 
 

@@ -40,7 +40,8 @@ def test_triage_finds_the_backdoor_and_leaves_ordinary_traffic_alone(tmp_path) -
         by_path.setdefault(finding["process_path"], []).append(finding)
 
     planted = by_path.get(str(backdoor))
-    assert planted, f"no finding for {backdoor}: {[(f['process_path'], f['destination']) for f in document['findings']]}"
+    seen = [(f["process_path"], f["destination"]) for f in document["findings"]]
+    assert planted, f"no finding for {backdoor}: {seen}"
     finding = planted[0]
     assert finding["technique"] in ("T1571", "T1071")
     assert finding["risk"] in ("High", "Critical")

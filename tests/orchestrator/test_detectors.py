@@ -126,7 +126,7 @@ def test_raw_icmp_socket_is_non_application_protocol(jsonl) -> None:
 def test_dns_exfiltration_to_attacker_nameserver(jsonl) -> None:
     rng = random.Random(5)
     queries = [{"kind": "dns", "pid": 8, "process_name": "dnsupd", "process_path": "/usr/sbin/dnsupd",
-                "query": "".join(rng.choice("abcdefghijklmnopqrstuvwxyz234567") for _ in range(50)) + f".{i}.t.evil.example",
+                "query": "".join(rng.choices("abcdefghijklmnopqrstuvwxyz234567", k=50)) + f".{i}.t.evil.example",
                 "qtype": "A", "server_ip": "198.51.100.53", "timestamp": at(i)} for i in range(40)]
     benign = [{"kind": "dns", "pid": 9, "process_name": "curl", "process_path": "/usr/bin/curl",
                "query": "www.example.org", "server_ip": "10.0.0.53", "timestamp": at(i)} for i in range(5)]
