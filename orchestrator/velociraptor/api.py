@@ -21,6 +21,7 @@ import yaml
 from pyvelociraptor import api_pb2, api_pb2_grpc
 
 from orchestrator.errors import CollectionError
+from orchestrator.resources import artifacts_dir
 
 # pyvelociraptor's own lookup: this variable, then ~/.pyvelociraptorrc.
 API_FILE_ENV = "VELOCIRAPTOR_API_FILE"
@@ -30,8 +31,6 @@ DEFAULT_TIMEOUT = 60.0
 # A hunt's result batch can be large; gRPC's default 4 MiB receive limit is not enough.
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 ARTIFACT = "Custom.Connhunt.Netstat"
-ARTIFACTS_DIR = Path(os.environ.get("CONNHUNT_ARTIFACTS_DIR") or
-                     Path(__file__).resolve().parents[2] / "artifacts" / "velociraptor")
 
 # Velociraptor reports a failing query as log lines, not as a gRPC error; these mean the query did not do its job.
 # (Env names must not shadow VQL's own scope: "Artifact", for one, is the artifact plugin namespace.)
@@ -222,8 +221,9 @@ def _describe_rpc_error(exc: grpc.RpcError, deadline: float) -> str:
 _IMPORTS = re.compile(r"(?m)^\s*-\s*(Custom\.[\w.]+)\s*$|Artifact\.(Custom\.[\w.]+)")
 
 
-def artifact_files(directory: Path = ARTIFACTS_DIR) -> list[Path]:
+def artifact_files(directory: Path | None = None) -> list[Path]:
     """The artifact YAML files, each after the artifacts it imports or calls (artifact_set checks them)."""
+    directory = directory or artifacts_dir("velociraptor")
     files = sorted(directory.glob("*.yaml"))
     if not files:
         raise VelociraptorError(f"no artifacts found under {directory}")
