@@ -211,12 +211,10 @@ def score_files(
 
 def _register_command_groups() -> None:
     """Command groups that live in their own modules."""
-    import importlib
-    import importlib.util
+    from orchestrator import cli_fleet, cli_lab
 
-    for name in ("orchestrator.cli_fleet", "orchestrator.cli_lab"):
-        if importlib.util.find_spec(name) is not None:  # TODO: strict once both land
-            importlib.import_module(name).register(app)
+    cli_fleet.register(app)
+    cli_lab.register(app)
 
 
 def main() -> None:
