@@ -1,0 +1,143 @@
+"""connhunt's Velociraptor artifacts against the real binary: each verifies, and the Linux sources run for real.
+
+The netstat artifact is collected on the enrolled client through the server and must attribute a socket this test
+opens to its process (pid, exe path, SHA-256, parent); the monitor artifact runs locally and must report that
+socket opening and closing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from orchestrator.resources import artifacts_dir
+from orchestrator.schema import CONNECTION_COLUMNS
+from orchestrator.velociraptor import api
+
+pytestmark = pytest.mark.velociraptor
+
+ARTIFACTS = sorted(artifacts_dir("velociraptor").glob("*.yaml"))
+# What the endpoint reports; the store derives process_identity, and a socket table knows no remote hostname.
+NETSTAT_COLUMNS = [c for c, _ in CONNECTION_COLUMNS if c not in ("process_identity", "remote_hostname")]
+PYTHON = os.path.realpath(sys.executable)
+
+
+def test_artifacts_exist() -> None:
+    names = {p.stem for p in ARTIFACTS}
+    assert {"Custom.Connhunt.Netstat", "Custom.Connhunt.Monitor", "Custom.Connhunt.Windows.SysmonNetwork",
+            "Custom.Connhunt.DNS"} <= names
+
+
+@pytest.mark.parametrize("path", ARTIFACTS, ids=lambda p: p.stem)
+def test_artifact_verifies(velociraptor_binary: Path, path: Path) -> None:
+    # Verified together with the others, since the monitor imports the netstat artifact and DNS calls Sysmon.
+    others = [str(p) for p in ARTIFACTS if p != path]
+    proc = subprocess.run([str(velociraptor_binary), "artifacts", "verify", str(path), *others],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_verify_rejects_a_broken_artifact(velociraptor_binary: Path, tmp_path: Path) -> None:
+    """The check above means something: a query naming an unknown plugin fails verification."""
+    bad = tmp_path / "Custom.Broken.yaml"
+    bad.write_text("name: Custom.Broken\nsources:\n  - query: SELECT * FROM no_such_plugin()\n")
+    proc = subprocess.run([str(velociraptor_binary), "artifacts", "verify", str(bad)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+
+
+class HeldConnection:
+    """A python child process holding a TCP connection to a loopback listener owned by this test."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        code = ("import socket, sys, time\n"
+                f"s = socket.create_connection(('127.0.0.1', {self.port}))\n"
+                "print(s.getsockname()[1], flush=True)\n"
+                "sys.stdin.read()\n")  # hold until the test closes stdin (bounded by the test's own timeout)
+        self.proc = subprocess.Popen([PYTHON, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.listener.settimeout(30)
+        self.server_side, _ = self.listener.accept()
+        assert self.proc.stdout is not None
+        self.local_port = int(self.proc.stdout.readline())
+
+    def close(self) -> None:
+        if self.proc.stdin:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+        self.server_side.close()
+        self.listener.close()
+
+
+@pytest.fixture
+def held_connection():
+    conn = HeldConnection()
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def test_netstat_on_the_real_client_attributes_a_socket(velociraptor, held_connection: HeldConnection) -> None:
+    with api.connect(velociraptor.api_config) as client:
+        api.push_artifacts(client)
+        flow = api.collect_client(client, velociraptor.client_id, api.ARTIFACT,
+                                  parameters={"ProcessNameRegex": "python"}, wait=120)
+        assert flow.state == "FINISHED", flow.status
+        assert flow.sources == ("Custom.Connhunt.Netstat/Linux",)  # the other OS sources' preconditions held
+        rows = [r for batch in api.flow_results(client, velociraptor.client_id, flow.flow_id, flow.sources[0])
+                for r in batch]
+    assert rows
+    for row in rows:
+        assert list(row) == NETSTAT_COLUMNS
+    mine = [r for r in rows if r["pid"] == held_connection.proc.pid]
+    assert len(mine) == 1, rows
+    row = mine[0]
+    expected_sha = hashlib.sha256(Path(PYTHON).read_bytes()).hexdigest()
+    assert (row["process_path"], row["exe_sha256"], row["attributed"]) == (PYTHON, expected_sha, True)
+    assert (row["local_ip"], row["local_port"], row["remote_ip"], row["remote_port"]) == (
+        "127.0.0.1", held_connection.local_port, "127.0.0.1", held_connection.port)
+    assert (row["protocol"], row["family"], row["state"], row["source"], row["os"]) == (
+        "tcp", "ipv4", "ESTABLISHED", "velociraptor", "linux")
+    assert row["ppid"] == os.getpid() and row["parent_path"] == PYTHON
+    assert row["host"] == velociraptor.hostname
+    assert abs(row["process_start"] - time.time()) < 600 and row["username"] == "root"
+
+
+def test_monitor_reports_a_connection_opening_and_closing(velociraptor_binary: Path, tmp_path: Path) -> None:
+    """The client event artifact, run locally for a few samples while this test opens and closes a socket."""
+    defs = artifacts_dir("velociraptor")
+    monitor = subprocess.Popen(
+        [str(velociraptor_binary), "--definitions", str(defs), "artifacts", "collect", "Custom.Connhunt.Monitor",
+         "--args", "Interval=1", "--args", "IncludeLoopback=Y", "--args", "ProcessNameRegex=python",
+         "--format", "jsonl"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=tmp_path)
+    try:
+        time.sleep(2.5)  # the first sample reports what is already open
+        conn = HeldConnection()
+        time.sleep(2.5)
+        conn.close()
+        time.sleep(3)
+    finally:
+        monitor.terminate()
+        out, _ = monitor.communicate(timeout=30)
+    events = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    mine = [e for e in events if e["pid"] == conn.proc.pid]
+    assert [e["event"] for e in mine] == ["opened", "closed"], mine
+    opened, closed = mine
+    assert [k for k in opened if not k.startswith("_")] == [*NETSTAT_COLUMNS, "event"]  # _Source: local runs
+    assert closed["first_seen"] == opened["first_seen"] and closed["last_seen"] >= opened["first_seen"]
+    assert closed["collected_at"] > opened["collected_at"]
+    assert closed["remote_port"] == conn.port and closed["process_path"] == PYTHON
