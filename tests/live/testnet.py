@@ -22,7 +22,7 @@ TEST_HOST_IP = "203.0.113.50"
 # A test host service: accept on each port, answer what each client expects, hold the connection a while.
 SERVER = textwrap.dedent("""
     import socket, sys, threading, time
-    BANNERS = {22: b"SSH-2.0-OpenSSH_9.2p1 Debian-2\\r\\n", 443: b"", 4444: b"ok\\n"}
+    BANNERS = {22: b"SSH-2.0-OpenSSH_9.2p1 Debian-2\\r\\n", 443: b"", 4444: b"ok\\n", 31337: b"ok\\n"}
     deadline = time.monotonic() + float(sys.argv[2])
     def serve(conn, port):
         try:
