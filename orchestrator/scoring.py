@@ -22,7 +22,7 @@ WITH users AS (SELECT host, pid, any_value(username) AS username FROM connection
                WHERE pid IS NOT NULL GROUP BY ALL)
 SELECT d.host, d.process_identity, any_value(d.process_name) AS process_name,
        any_value(d.process_path) AS process_path,
-       list(DISTINCT d.pid) FILTER (WHERE d.pid IS NOT NULL) AS pids,
+       coalesce(list(DISTINCT d.pid) FILTER (WHERE d.pid IS NOT NULL), []) AS pids,
        count(*) AS queries, min(d.timestamp) AS first_seen, max(d.timestamp) AS last_seen,
        any_value(u.username) AS username
 FROM dns d LEFT JOIN users u ON u.host = d.host AND u.pid = d.pid

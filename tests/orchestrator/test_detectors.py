@@ -163,3 +163,12 @@ def test_allowlist_and_loopback_are_ignored(jsonl) -> None:
 
     report = _report(jsonl, {"h1": records}, Config(allow=(Allow(process="/opt/agent", port=4444),)))
     assert report.findings == ()
+
+
+def test_unattributed_socket_is_reported_with_less_confidence(jsonl) -> None:
+    orphan = connection(pid=None, ppid=None, process_name=None, process_path=None, command_line=None, username=None,
+                        parent_name=None, parent_path=None, attributed=False, remote_ip="203.0.113.9",
+                        remote_port=50050, state="TIME_WAIT")
+    finding = _only(_report(jsonl, {"h1": [orphan]}, ), process_identity="<unknown>")
+    assert (finding.technique, finding.risk, finding.confidence) == ("T1571", "Medium", "Low")
+    assert finding.pids == () and finding.user == "unknown"
