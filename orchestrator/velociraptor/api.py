@@ -16,9 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import grpc
 import yaml
-from pyvelociraptor import api_pb2, api_pb2_grpc
+
+# gRPC's C core logs TLS failures straight to stderr; connhunt reports them itself, as one line.
+os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+import grpc  # noqa: E402 - after GRPC_VERBOSITY, which grpc reads when it loads
+from pyvelociraptor import api_pb2, api_pb2_grpc  # noqa: E402
 
 from orchestrator.errors import CollectionError
 from orchestrator.resources import artifacts_dir
@@ -89,9 +92,32 @@ def load_api_config(path: str | os.PathLike[str] | None = None) -> ApiConfig:
         raise VelociraptorError(f"{chosen}: not a Velociraptor API config (missing {', '.join(missing)})")
     if "ENCRYPTED" in data["client_private_key"]:
         raise VelociraptorError(f"{chosen}: the API key is encrypted; connhunt needs an unencrypted API config")
+    _check_key_matches_cert(f"Velociraptor API {data['api_connection_string']}: {chosen}", data["client_cert"],
+                            data["client_private_key"])
     return ApiConfig(path=chosen, endpoint=data["api_connection_string"], ca_certificate=data["ca_certificate"],
                      client_cert=data["client_cert"], client_private_key=data["client_private_key"],
                      name=str(data.get("name") or ""))
+
+
+def _check_key_matches_cert(where: str, cert_pem: str, key_pem: str) -> None:
+    """Say plainly when the key is unreadable or not the certificate's (gRPC only says the handshake failed)."""
+    try:
+        from cryptography import x509
+        from cryptography.hazmat.primitives import serialization
+    except ImportError:  # pyvelociraptor depends on cryptography; without it the handshake reports the problem
+        return
+    try:
+        cert = x509.load_pem_x509_certificate(cert_pem.encode())
+    except ValueError:
+        raise VelociraptorError(f"{where}: client_cert is not a PEM certificate") from None
+    try:
+        key = serialization.load_pem_private_key(key_pem.encode(), password=None)
+    except (ValueError, TypeError):
+        raise VelociraptorError(f"{where}: client_private_key is not a readable PEM private key") from None
+    public = serialization.PublicFormat.SubjectPublicKeyInfo
+    if (cert.public_key().public_bytes(serialization.Encoding.DER, public)
+            != key.public_key().public_bytes(serialization.Encoding.DER, public)):
+        raise VelociraptorError(f"{where}: client_private_key does not belong to client_cert (wrong key)")
 
 
 def _env_value(value: Any) -> str:
@@ -205,10 +231,15 @@ def _describe_rpc_error(exc: grpc.RpcError, deadline: float) -> str:
     details = _one_line(exc.details() if hasattr(exc, "details") else str(exc))
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         return f"no answer within {deadline:.0f}s"
+    if re.search(r"CERTIFICATE_VERIFY_FAILED|certificate verify failed", details):
+        return "TLS handshake failed: the server's certificate is not signed by the config's CA (wrong CA?)"
+    if re.search(r"UNKNOWN_CA|BAD_CERTIFICATE|CERTIFICATE_UNKNOWN|Unwrap failed|TSI_DATA_CORRUPTED", details):
+        return "TLS handshake failed: the server refused the client certificate (config from another server?)"
+    if re.search(r"security handshaker|[Ii]nvalid private key", details):
+        return "TLS setup failed: the client key or certificate is unusable"
     if code == grpc.StatusCode.UNAVAILABLE:
-        if re.search(r"CERTIFICATE_VERIFY_FAILED|certificate verify failed|[Hh]andshake|SSL|TLS|tls", details):
-            return (f"TLS handshake failed (wrong CA certificate, or client certificate/key rejected): "
-                    f"{details[:300]}")
+        if re.search(r"[Hh]andshake|SSL|TLS", details):
+            return f"TLS handshake failed: {details[:300]}"
         return f"server unreachable: {details[:300]}"
     if code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
         return f"credentials refused: {details[:300]}"

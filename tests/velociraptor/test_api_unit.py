@@ -1,0 +1,128 @@
+"""The API client's offline behaviour: config loading, key hygiene, artifact ordering, durations (no server)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from orchestrator.velociraptor import api
+
+KEY_BODY = "MIIEowIBAAKCAQEAsecretsecretsecretsecretsecret"
+
+
+def _self_signed(tmp_path: Path) -> tuple[str, str]:
+    """A self-signed certificate and its key."""
+    from datetime import datetime, timedelta, timezone
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "connhunt_test")])
+    now = datetime.now(timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now).not_valid_after(now + timedelta(days=1))
+            .sign(key, hashes.SHA256()))
+    return (cert.public_bytes(serialization.Encoding.PEM).decode(),
+            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                              serialization.NoEncryption()).decode())
+
+
+def write_config(tmp_path: Path, **changes: str) -> Path:
+    cert, key = _self_signed(tmp_path)
+    data = {"ca_certificate": cert, "client_cert": cert, "client_private_key": key,
+            "api_connection_string": "127.0.0.1:1", "name": "t"}
+    data.update(changes)
+    path = tmp_path / "api.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_config_repr_and_str_hold_no_key(tmp_path: Path) -> None:
+    config = api.load_api_config(write_config(tmp_path))
+    key_line = config.client_private_key.splitlines()[1]
+    assert key_line not in repr(config) and key_line not in str(config)
+    client = api.VelociraptorClient(config)
+    try:
+        assert key_line not in repr(client) and key_line not in repr(vars(client))
+    finally:
+        client.close()
+
+
+def test_config_from_environment_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(api.API_FILE_ENV, str(write_config(tmp_path)))
+    assert api.load_api_config().endpoint == "127.0.0.1:1"
+
+
+@pytest.mark.parametrize(("changes", "says"), [
+    ({"client_private_key": f"-----BEGIN RSA PRIVATE KEY-----\n{KEY_BODY}\n-----END RSA PRIVATE KEY-----\n"},
+     "not a readable PEM private key"),
+    ({"client_private_key": ""}, "missing client_private_key"),
+    ({"client_private_key": "-----BEGIN ENCRYPTED PRIVATE KEY-----\nx\n-----END ENCRYPTED PRIVATE KEY-----"},
+     "encrypted"),
+])
+def test_bad_configs_say_why_without_the_key(tmp_path: Path, changes: dict[str, str], says: str) -> None:
+    with pytest.raises(api.VelociraptorError) as info:
+        api.load_api_config(write_config(tmp_path, **changes))
+    message = str(info.value)
+    assert says in message and KEY_BODY not in message and "\n" not in message
+
+
+def test_mismatched_key_is_named(tmp_path: Path) -> None:
+    _, other_key = _self_signed(tmp_path)
+    with pytest.raises(api.VelociraptorError, match="does not belong to client_cert"):
+        api.load_api_config(write_config(tmp_path, client_private_key=other_key))
+
+
+def test_invalid_yaml_does_not_echo_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "api.yaml"
+    path.write_text(f"client_private_key: |\n  {KEY_BODY}\n bad: [\n")
+    with pytest.raises(api.VelociraptorError) as info:
+        api.load_api_config(path)
+    assert KEY_BODY not in str(info.value)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(api.VelociraptorError, match="cannot read"):
+        api.load_api_config(tmp_path / "nope.yaml")
+
+
+def test_error_messages_are_one_line_and_scrub_pem() -> None:
+    error = api.VelociraptorError(f"boom\n-----BEGIN RSA PRIVATE KEY-----\n{KEY_BODY}\n-----END RSA PRIVATE KEY-----")
+    assert KEY_BODY not in str(error) and "\n" not in str(error)
+
+
+def test_artifacts_pushed_after_what_they_import() -> None:
+    names = [p.stem for p in api.artifact_files()]
+    assert names.index("Custom.Connhunt.Netstat") < names.index("Custom.Connhunt.Monitor")
+    assert names.index("Custom.Connhunt.Windows.SysmonNetwork") < names.index("Custom.Connhunt.DNS")
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("90", 90), ("90s", 90), ("15m", 900), ("1h", 3600), ("2d", 172800)])
+def test_durations(text: str, seconds: int) -> None:
+    assert api.parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "soon", "0s", "-1h", "1w"])
+def test_bad_durations(text: str) -> None:
+    with pytest.raises(ValueError):
+        api.parse_duration(text)
+
+
+def test_env_values_are_text() -> None:
+    assert api._env_value("x'; DROP") == "x'; DROP"  # passed as data, never spliced into VQL
+    assert api._env_value({"a": [1]}) == '{"a": [1]}' and api._env_value(5) == "5"
+
+
+def test_grpc_stays_quiet() -> None:
+    """gRPC's C core must not print TLS noise to stderr: connhunt prints one line itself."""
+    proc = subprocess.run([sys.executable, "-c", "import os; from orchestrator.velociraptor import api; "
+                           "print(os.environ['GRPC_VERBOSITY'])"], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[2], timeout=60)
+    assert proc.stdout.strip() == "NONE", proc.stderr
