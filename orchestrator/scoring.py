@@ -203,7 +203,7 @@ def _evidence(key: PairKey, first: Pair | None, pairs: list[Pair], path: str, na
         lines.append(f"timing: {dns.get('queries', 0)} DNS queries")
     for signal in sorted(group.signals.values(), key=lambda s: -s.weight):
         tag = f"[{signal.detector} +{signal.weight:g}{f' x{signal.scale:g}' if signal.scale != 1 else ''}]"
-        lines.extend(f"{tag if n == 0 else ' ' * len(tag)} {fact}" for n, fact in enumerate(signal.facts))
+        lines.extend(f"{tag if n == 0 else f'[{signal.detector}]'} {fact}" for n, fact in enumerate(signal.facts))
     return tuple(lines)
 
 

@@ -6,16 +6,20 @@ from dataclasses import replace
 from enum import Enum
 
 from orchestrator.model import HuntReport, risk_rank
-from orchestrator.reports import json_report, text
+from orchestrator.reports import csv_report, json_report, markdown, sigma, text
 
 
 class Format(str, Enum):
     text = "text"
     json = "json"
     jsonl = "jsonl"
+    csv = "csv"
+    markdown = "markdown"
+    sigma = "sigma"
 
 
-_RENDERERS = {Format.text: text.render, Format.json: json_report.render, Format.jsonl: json_report.render_lines}
+_RENDERERS = {Format.text: text.render, Format.json: json_report.render, Format.jsonl: json_report.render_lines,
+              Format.csv: csv_report.render, Format.markdown: markdown.render, Format.sigma: sigma.render}
 
 
 def at_least(report: HuntReport, min_risk: str) -> HuntReport:
