@@ -29,6 +29,7 @@ _PENDING_MAX = 10_000  # bound memory under a flood of unanswered queries
 _OWNER_TTL_S = 5.0  # a port's owner is reused this long (the answer arrives on the query's port)
 _SO_ATTACH_FILTER = 26
 _RCVBUF = 4 << 20
+_DRAIN_MAX = 10_000  # packets read after stop() from what the kernel had already queued
 
 
 class DnspythonMissing(RuntimeError):
@@ -183,13 +184,25 @@ class DnsCapture:
             except OSError:
                 break
             if data is not None:
-                try:
-                    self.handle(data, addr[1], addr[2], addr[3])
-                except Exception:  # noqa: BLE001 - one malformed packet must not end the capture
-                    self.dropped += 1
+                self._handle_safely(data, addr)
             if time.monotonic() - last_expiry >= 1.0:
                 last_expiry = time.monotonic()
                 self._expire(time.time())
+        # Stopping: what the kernel already queued (an answer that arrived while a query was attributed) still
+        # counts. Bounded, so a flood cannot keep the thread alive.
+        sock.setblocking(False)
+        for _ in range(_DRAIN_MAX):
+            try:
+                data, addr = sock.recvfrom(1 << 16)
+            except OSError:
+                break
+            self._handle_safely(data, addr)
+
+    def _handle_safely(self, data: bytes, addr: tuple[Any, ...]) -> None:
+        try:
+            self.handle(data, addr[1], addr[2], addr[3])
+        except Exception:  # noqa: BLE001 - one malformed packet must not end the capture
+            self.dropped += 1
 
     def handle(self, packet: bytes, ethertype: int, pkttype: int, hatype: int, now: float | None = None) -> None:
         """Process one captured packet (also the entry point tests feed packets through)."""

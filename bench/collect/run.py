@@ -29,12 +29,12 @@ sys.path.insert(0, str(HERE.parents[1]))  # the repository root, for agent_local
 sys.path.insert(0, str(HERE))
 
 import psutil  # noqa: E402
+from socket_farm import start_farm  # noqa: E402
 
 from agent_local import snapshot  # noqa: E402
 from agent_local.hostinfo import host_info  # noqa: E402
 from agent_local.sampler import Sampler  # noqa: E402
 from agent_local.snapshot import make_snapshotter  # noqa: E402
-from socket_farm import start_farm  # noqa: E402
 
 
 def run_ss() -> int:

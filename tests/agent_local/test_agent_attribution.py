@@ -1,0 +1,142 @@
+"""A child's loopback connection is attributed to the right process, with every process fact, by both backends."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shlex
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from agent_helpers import HOLD_CONNECTION, readline
+
+import agent_local
+from agent_local import snapshot
+
+
+def _sha256(path: str) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _find(records: list[dict], local_port: int) -> dict:
+    found = [r for r in records if r["kind"] == "connection" and r["local_port"] == local_port]
+    assert len(found) == 1, f"expected one record for local port {local_port}, got {found}"
+    return found[0]
+
+
+@pytest.mark.parametrize("backend", ["procfs", "psutil"])
+def test_child_connection_attributed(children, listener, backend):
+    marker = f"--marker=attr {backend}"
+    child = children.python(HOLD_CONNECTION, str(listener.port), marker)
+    port = int(readline(child))
+    started = psutil.Process(child.pid).create_time()
+
+    record = _find(snapshot(backend=backend), port)
+
+    exe = os.path.realpath(sys.executable)
+    assert record["attributed"] is True
+    assert record["pid"] == child.pid
+    assert record["ppid"] == os.getpid()
+    assert record["process_path"] == exe
+    assert record["process_name"] == psutil.Process(child.pid).name()
+    assert record["command_line"] == shlex.join([sys.executable, "-c", HOLD_CONNECTION, str(listener.port), marker])
+    assert record["username"] == psutil.Process(child.pid).username()
+    assert record["parent_name"] == psutil.Process().name()
+    assert record["parent_path"] == exe
+    assert record["exe_sha256"] == _sha256(exe)
+    start = agent_local_time(record["process_start"])
+    assert abs(start - started) < 1.5
+    assert record["protocol"] == "tcp" and record["family"] == "ipv4" and record["state"] == "ESTABLISHED"
+    assert (record["local_ip"], record["remote_ip"], record["remote_port"]) == ("127.0.0.1", "127.0.0.1",
+                                                                                 listener.port)
+    assert record["observations"] == 1 and record["first_seen"] == record["last_seen"]
+    assert record["remote_hostname"] is None and record["source"] == "agent_local"
+    assert set(record) == {"kind", *agent_local.CONNECTION_FIELDS}
+
+
+def test_server_end_attributed_to_this_process(children, listener):
+    child = children.python(HOLD_CONNECTION, str(listener.port))
+    port = int(readline(child))
+    assert _wait_accepted(listener, 1)
+    server_ends = [r for r in snapshot() if r.get("remote_port") == port and r["local_port"] == listener.port]
+    assert [r["pid"] for r in server_ends] == [os.getpid()]
+
+
+def test_listening_sockets_only_on_request(listener):
+    def listening(records: list[dict]) -> list[dict]:
+        return [r for r in records if r["local_port"] == listener.port and r["state"] == "LISTEN"]
+
+    assert listening(snapshot()) == []
+    kept = listening(snapshot(include_listening=True))
+    assert len(kept) == 1 and kept[0]["pid"] == os.getpid() and kept[0]["remote_port"] == 0
+
+
+def test_ipv6_connection(children):
+    from agent_helpers import Listener
+
+    if not os.path.exists("/proc/net/tcp6") or not socket_has_ipv6():
+        pytest.skip("no IPv6 loopback")
+    lst = Listener("::1")
+    try:
+        child = children.python(
+            "import socket,sys\nc=socket.create_connection(('::1', int(sys.argv[1])))\n"
+            "print(c.getsockname()[1], flush=True)\nsys.stdin.read()", str(lst.port))
+        port = int(readline(child))
+        record = _find(snapshot(), port)
+        assert (record["family"], record["local_ip"], record["remote_ip"]) == ("ipv6", "::1", "::1")
+        assert record["pid"] == child.pid
+    finally:
+        lst.close()
+
+
+def test_deleted_exe_is_still_hashed(children, listener, tmp_path):
+    # A copy of the interpreter that is deleted once running: malware often unlinks its own binary.
+    original = os.path.realpath(sys.executable)
+    copy = tmp_path / "dropper"
+    shutil.copy2(original, copy)
+    child = children.python(HOLD_CONNECTION, str(listener.port), executable=str(copy))
+    port = int(readline(child))
+    copy.unlink()
+
+    record = _find(snapshot(), port)
+    assert record["process_path"] == f"{copy} (deleted)"
+    assert record["exe_sha256"] == _sha256(original)
+
+
+def test_hash_cap_skips_and_says_so(children, listener):
+    child = children.python(HOLD_CONNECTION, str(listener.port))
+    port = int(readline(child))
+    records = list(agent_local.collect(0, 1, max_hash_bytes=1024))
+    assert _find(records, port)["exe_sha256"] is None
+    health = [r for r in records if r["kind"] == "health" and r["check"] == "hash_skipped"]
+    assert len(health) == 1 and health[0]["count"] >= 1
+    assert os.path.realpath(sys.executable) in health[0]["message"]
+
+
+def _wait_accepted(listener, count: int, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while len(listener.accepted) < count and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return len(listener.accepted) >= count
+
+
+def socket_has_ipv6() -> bool:
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
+            probe.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+def agent_local_time(text: str) -> float:
+    from datetime import datetime
+
+    assert text.endswith("Z")
+    return datetime.fromisoformat(text[:-1] + "+00:00").timestamp()
