@@ -27,6 +27,8 @@ INTERNET_NETS = ("203.0.113.0/24", "198.51.100.0/24")
 WEB_HOSTS = ("203.0.113.10", "203.0.113.11", "203.0.113.12", "203.0.113.13")
 NTP_SERVER = "203.0.113.123"
 UPDATE_SERVER = "198.51.100.80"
+METRICS_SERVER = "203.0.113.20"  # a metrics sink on InfluxDB's port: a benign beacon on a non-standard port
+METRICS_PORT = 8086
 C2_SERVER = "203.0.113.66"
 C2_PORT = 4444
 POOL_SERVER = "203.0.113.77"
@@ -49,6 +51,7 @@ ZONE: dict[str, str] = {
     "cdn.example.com": WEB_HOSTS[2],
     "api.example.com": WEB_HOSTS[3],
     "updates.example.org": UPDATE_SERVER,
+    "metrics.example.com": METRICS_SERVER,
     "ntp.example.org": NTP_SERVER,
     "jump.corp.example.org": JUMP_HOST,
     "fs01.corp.example.org": FILE_SERVER,
@@ -73,6 +76,7 @@ class Listener:
 INET_LISTENERS: tuple[Listener, ...] = (
     *(Listener("web", ip, port) for ip in WEB_HOSTS for port in (80, 443)),
     Listener("web", UPDATE_SERVER, 443),
+    Listener("web", METRICS_SERVER, METRICS_PORT),
     Listener("c2", C2_SERVER, C2_PORT),
     Listener("stratum", POOL_SERVER, POOL_PORT),
     Listener("ntp", NTP_SERVER, 123, "udp"),
@@ -87,8 +91,8 @@ SRV_LISTENERS: tuple[Listener, ...] = (
     Listener("web", INTRANET, 443),
 )
 
-INET_ADDRESSES: tuple[str, ...] = (*WEB_HOSTS, NTP_SERVER, UPDATE_SERVER, C2_SERVER, POOL_SERVER, ATTACKER_NS,
-                                   ICMP_PEER)
+INET_ADDRESSES: tuple[str, ...] = (*WEB_HOSTS, NTP_SERVER, UPDATE_SERVER, METRICS_SERVER, C2_SERVER, POOL_SERVER,
+                                   ATTACKER_NS, ICMP_PEER)
 SRV_ADDRESSES: tuple[str, ...] = (FILE_SERVER, JUMP_HOST, INTRANET)
 
 

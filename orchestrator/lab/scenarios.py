@@ -50,6 +50,10 @@ BENIGN: tuple[Role, ...] = (
     Role("ntp", "ntp_client.py", f"{BENIGN_ROOT}/usr/sbin/chronyd", f"{BENIGN_ROOT}/usr/sbin/chronyd -F 1"),
     Role("updater", "updater.py", f"{BENIGN_ROOT}/usr/bin/pkg-updater",
          f"{BENIGN_ROOT}/usr/bin/pkg-updater --daemon --check-interval 60"),
+    Role("metrics", "updater.py", f"{BENIGN_ROOT}/usr/bin/telegraf",
+         f"{BENIGN_ROOT}/usr/bin/telegraf --config /etc/telegraf/telegraf.conf",
+         ("--name", "metrics.example.com", "--port", str(plan.METRICS_PORT), "--interval", "10",
+          "--path", "/write?db=telegraf")),
     Role("browser", "browser.py", f"{BENIGN_ROOT}/usr/lib/firefox/firefox",
          f"{BENIGN_ROOT}/usr/lib/firefox/firefox -contentproc -childID 3 -isForBrowser"),
 )
