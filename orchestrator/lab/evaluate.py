@@ -2,7 +2,9 @@
 
 A finding matches a truth pair when host and process path agree and the destination does (same remote IP, or the
 same domain, or for the scan a T1046 finding on the scanner). A finding on a malicious process that matches none of
-its truth destinations (say, the miner's lookup of its pool) is neither a hit nor a false alarm: it is "related".
+its truth destinations (say, the miner's lookup of its pool) is neither a hit nor a false alarm: it is "related";
+so is a socket the collector could not attribute (TIME_WAIT after the process closed it) on a malicious host to a
+malicious destination — it is the attack's own traffic.
 """
 
 from __future__ import annotations
@@ -105,7 +107,7 @@ def evaluate(report: dict[str, Any], truth: list[TruthPair]) -> Evaluation:
                                       rank_of[id(best)], best.get("score"), best.get("hunt_id"), why))
 
     alarms = [f for f in findings if f.get("risk") in ALARM]
-    benign = [f for f in findings if (f.get("host"), f.get("process_path")) not in malicious_processes]
+    benign = [f for f in findings if not _related(f, truth, malicious_processes)]
     benign_alarms = tuple(_brief(f, rank_of[id(f)]) for f in benign if f.get("risk") in ALARM)
     best_benign_rank = min((rank_of[id(f)] for f in benign), default=None)
     true_alarms = len(alarms) - len(benign_alarms)
@@ -120,6 +122,16 @@ def evaluate(report: dict[str, Any], truth: list[TruthPair]) -> Evaluation:
                  for b in benign_alarms]
     return Evaluation(tuple(results), precision, recall, len(alarms), benign_alarms, best_benign_rank,
                       tuple(failures))
+
+
+def _related(finding: dict[str, Any], truth: list[TruthPair], malicious: set[tuple[str, str]]) -> bool:
+    """Whether a finding is about malicious activity: a malicious process, or an unattributed socket to its C2."""
+    if (finding.get("host"), finding.get("process_path")) in malicious:
+        return True
+    if finding.get("process_path"):
+        return False
+    return any(t.host == finding.get("host") and t.remote_ip and t.remote_ip == finding.get("remote_ip")
+               for t in truth)
 
 
 def _brief(finding: dict[str, Any], rank: int) -> dict[str, Any]:

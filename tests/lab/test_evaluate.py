@@ -55,6 +55,16 @@ def test_related_findings_on_malicious_process_are_not_benign() -> None:
     assert result.benign_alarms == () and result.precision == 1.0 and result.recall == 0.0
 
 
+def test_unattributed_socket_to_a_c2_is_not_a_benign_pair() -> None:
+    report = {"findings": [
+        finding("ws02", C2.process_path, "T1071", "High", 7.0, remote_ip="203.0.113.66"),
+        finding("ws02", "", "T1571", "Medium", 3.0, remote_ip="203.0.113.66"),
+        finding("ws01", "", "T1571", "Low", 1.0, remote_ip="203.0.113.20"),
+    ]}
+    result = evaluate(report, [C2])
+    assert result.targets_met and result.best_benign_rank == 3
+
+
 def test_placement_puts_each_attack_on_one_or_two_hosts_and_benign_everywhere() -> None:
     hosts = [f"ws{i:02d}" for i in range(1, 9)]
     placed = scenarios.placement(hosts)
