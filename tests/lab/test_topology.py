@@ -76,7 +76,8 @@ def test_failure_mid_run_tears_everything_down(tmp_path: Path, monkeypatch: pyte
 
 
 @needs_agent
-def test_sigterm_tears_everything_down(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+def test_signal_tears_everything_down(tmp_path: Path, sig: signal.Signals) -> None:
     code = ("import sys; from pathlib import Path; from orchestrator.lab.runner import LabConfig, run_lab; "
             f"run_lab(LabConfig(minutes=2, hosts=6, out=Path({str(tmp_path)!r})))")
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2])
@@ -86,8 +87,8 @@ def test_sigterm_tears_everything_down(tmp_path: Path) -> None:
             time.sleep(0.5)
         prefix = _read(tmp_path / "lab.log").split("lab ", 1)[1].split(":", 1)[0]
         assert list_namespaces(prefix), "the lab did not come up"
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(30) == 143
+        proc.send_signal(sig)
+        assert proc.wait(30) != 0
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -97,6 +98,16 @@ def test_sigterm_tears_everything_down(tmp_path: Path) -> None:
 
 def _read(path: Path) -> str:
     return path.read_text() if path.exists() else ""
+
+
+def test_clean_removes_leftovers() -> None:
+    from orchestrator.lab.clean import clean
+
+    prefix = plan_prefix()
+    topo = Topology(prefix, plan.host_names(6))
+    topo.build()  # then "crash": nobody calls destroy()
+    assert sorted(clean(prefix)) == sorted(topo.created)
+    assert list_namespaces(prefix) == [] and not list(Path("/etc/netns").glob(f"{prefix}*"))
 
 
 def test_refuses_foreign_namespace() -> None:
