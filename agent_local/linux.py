@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 
 from agent_local import netfiles, procfs
@@ -30,8 +29,6 @@ class ProcfsSnapshotter:
         self._tables = netfiles.SocketTables(net_root, _OTHER_TABLES, keep_unconnected=include_listening)
         # DNS attribution needs unconnected UDP sockets too (a resolver's sendto() socket has no peer).
         self._udp = netfiles.SocketTables(net_root, _UDP_TABLES, keep_unconnected=include_listening or track_udp)
-        self._can_see_all = os.geteuid() == 0
-        self._uid = os.geteuid()
         self._ticks = 0
 
     def take(self) -> Snapshot:
@@ -48,10 +45,6 @@ class ProcfsSnapshotter:
         wanted.discard(0)
         scan = self.owners.scan(wanted, wanted)
         owners = scan.owners
-        if len(owners) < len(wanted) and self._missed_visible(rows, owners):
-            # A socket we could have seen has no owner: a remembered fd may have been reused. Read every fd.
-            scan = self.owners.scan(wanted, wanted, full=True)
-            owners = scan.owners
         facts_of: dict[int, ProcessFacts | None] = {
             pid: self.facts.get(pid, stat) for pid, stat in scan.stats.items()
         }
@@ -75,15 +68,6 @@ class ProcfsSnapshotter:
             taken_at=taken_at, observations=observations, processes_denied=scan.denied, missing_tables=missing,
             udp_owners=_udp_owners(udp_all, owners) if self.track_udp else None,
         )
-
-
-    def _missed_visible(self, rows: list[SocketRow], owners: dict[int, int]) -> bool:
-        """Is any unowned socket one this user could have attributed (root: any; else: one of our own)?"""
-        for row in rows:
-            inode = row[7]
-            if inode and inode not in owners and (self._can_see_all or row.uid == self._uid):
-                return True
-        return False
 
 
 def _udp_owners(rows: list[SocketRow], owners: dict[int, int]) -> dict[int, tuple[int, int]]:

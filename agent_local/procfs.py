@@ -36,33 +36,43 @@ def pids(root: str = PROC) -> list[int]:
 class OwnerScanner:
     """Finds socket owners tick after tick, remembering each process's socket fds between ticks.
 
-    A fd that held socket X last tick is not read again while X is still in the socket table: a socket that is
-    still open is still open at the same fd, unless the process closed that fd and reused the number while
-    another fd or process kept X alive; a new socket that lands on such a fd shows up as unowned, and the caller
-    then asks for a ``full`` pass. Cached fds are dropped when the pid's start time changes (pid reuse). A
-    steady process with thousands of connections thus costs one listdir per tick instead of a readlink per fd.
+    A steady process with thousands of connections then costs one listdir per tick instead of a readlink per fd.
+    A remembered fd -> socket X is trusted (not read again) only while X is still in the socket table and was held
+    by exactly one fd last tick. A fd can only be silently reused for another socket Y while X lives on elsewhere
+    (dup, fork, fd passing); that other holder is a new fd or a new process, which is always read, so X shows up
+    twice and the remembered fd is read again on the next tick: a stale entry lasts at most one tick. Every
+    ``full_every`` scans everything is read anyway, for holders this user cannot see. Cached fds are dropped when
+    the pid's start time changes (pid reuse).
     """
 
-    def __init__(self, root: str = PROC) -> None:
+    def __init__(self, root: str = PROC, full_every: int = 30) -> None:
         self.root = root
+        self.full_every = full_every
         # pid -> (start ticks, {fd name: socket inode}); only socket fds are remembered
         self._fds: dict[int, tuple[int, dict[str, int]]] = {}
+        self._held_once: set[int] = set()  # inodes held by exactly one fd at the last scan
+        self._scans = 0
 
     def scan(self, wanted: Collection[int] | None, alive: Collection[int] = (), *, full: bool = False) -> OwnerScan:
         """Map the wanted socket inodes (all when None) to the pid holding them, with each owner's stat line.
 
-        ``alive`` is every inode in the socket tables now: a remembered fd is trusted only if its socket is in
-        it. ``full`` reads every fd regardless. A socket held by several processes (inherited across fork) is
+        ``alive`` is every inode in the socket tables now (a remembered fd is trusted only if its socket is in
+        it); ``full`` reads every fd regardless. A socket held by several processes (inherited across fork) is
         credited to the lowest pid, usually the one that created it: the reverse shell rather than each command
         it runs.
         """
+        full = full or self._scans % self.full_every == 0
+        self._scans += 1
         scan = OwnerScan()
         owners = scan.owners
         readlink = os.readlink
         prefix = _SOCKET_PREFIX
         root = self.root
         previous = self._fds
+        held_once = self._held_once
         remembered: dict[int, tuple[int, dict[str, int]]] = {}
+        seen: set[int] = set()
+        shared: set[int] = set()
         for pid in pids(root):
             scan.processes += 1
             stat = None
@@ -89,7 +99,7 @@ class OwnerScanner:
                     continue
                 for name in names:
                     inode = known.get(name)
-                    if inode is None or inode not in alive:
+                    if inode is None or inode not in alive or inode not in held_once:
                         try:
                             link = readlink(name, dir_fd=dir_fd)
                         except OSError:
@@ -98,6 +108,10 @@ class OwnerScanner:
                             continue
                         inode = int(link[8:-1])
                     sockets[name] = inode
+                    if inode in seen:
+                        shared.add(inode)
+                    else:
+                        seen.add(inode)
                     if (wanted is None or inode in wanted) and inode not in owners:
                         owners[inode] = pid
                         owns = True
@@ -111,6 +125,7 @@ class OwnerScanner:
                         scan.stats[pid] = stat
                     remembered[pid] = (stat[2], sockets)
         self._fds = remembered
+        self._held_once = seen - shared
         return scan
 
 

@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -90,6 +91,7 @@ def main() -> int:
     with start_farm(args.connections) as farm:
         established = sum(1 for c in psutil.net_connections(kind="tcp")
                           if c.status == psutil.CONN_ESTABLISHED and farm.port in (c.laddr.port, c.raddr.port))
+        total_sockets = len(psutil.net_connections(kind="tcp"))
         cases: dict[str, Callable[[], int]] = {
             "ss -tanp": run_ss,
             "agent_local cold": agent_cold,
@@ -97,29 +99,43 @@ def main() -> int:
             "naive psutil": naive_psutil,
         }
         timings: dict[str, list[float]] = {name: [] for name in cases}
+        cpu: dict[str, list[float]] = {name: [] for name in cases}
         names = list(cases)
         for run in range(args.runs):
             # Rotate the order each run so no case always runs first (cold page cache) or last.
             order = names[run % len(names):] + names[:run % len(names)]
             for name in order:
+                children = resource.getrusage(resource.RUSAGE_CHILDREN)
+                cpu_started = time.process_time()
                 started = time.perf_counter()
                 cases[name]()
                 timings[name].append((time.perf_counter() - started) * 1000)
+                # CPU time (ours, plus ss's as a child) is steadier than wall time on a shared machine.
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                child_cpu = (after.ru_utime + after.ru_stime) - (children.ru_utime + children.ru_stime)
+                cpu[name].append((time.process_time() - cpu_started + child_cpu) * 1000)
 
     medians = {name: statistics.median(values) for name, values in timings.items()}
+    cpu_medians = {name: statistics.median(values) for name, values in cpu.items()}
     ss = medians["ss -tanp"]
+    ss_cpu = cpu_medians["ss -tanp"]
     result = {
         "established_sockets_on_farm_port": established,
+        "sockets_in_table": total_sockets,
         "runs": args.runs,
         "median_ms": {name: round(value, 1) for name, value in medians.items()},
         "ratio_vs_ss": {name: round(value / ss, 2) for name, value in medians.items()},
+        "median_cpu_ms": {name: round(value, 1) for name, value in cpu_medians.items()},
+        "cpu_ratio_vs_ss": {name: round(value / ss_cpu, 2) for name, value in cpu_medians.items()},
         "all_ms": {name: [round(v, 1) for v in values] for name, values in timings.items()},
         "machine": {"cpus": os.cpu_count(), "kernel": platform.release(), "python": platform.python_version(),
                     "psutil": psutil.__version__, "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
     }
-    print(f"{established} established sockets on the farm port; median of {args.runs} runs, alternating order")
+    print(f"{established} established sockets on the farm port ({total_sockets} TCP sockets in the table); "
+          f"median of {args.runs} runs, alternating order")
     for name, value in medians.items():
-        print(f"  {name:18s} {value:8.1f} ms   ratio vs ss -tanp {value / ss:5.2f}")
+        print(f"  {name:18s} wall {value:7.1f} ms (x{value / ss:4.2f} ss)   cpu {cpu_medians[name]:7.1f} ms "
+              f"(x{cpu_medians[name] / ss_cpu:4.2f} ss)")
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out}")
     return 0
