@@ -44,7 +44,10 @@ def velociraptor(velociraptor_binary: Path, tmp_path_factory: pytest.TempPathFac
     if os.geteuid() != 0:
         _unavailable("the Velociraptor client needs root to see every process's sockets")
     tmp = tmp_path_factory.mktemp("velociraptor")
-    vr = harness.prepare(velociraptor_binary, tmp)
+    try:
+        vr = harness.prepare(velociraptor_binary, tmp)
+    except harness.HarnessError as exc:
+        pytest.fail(str(exc), pytrace=False)
     try:
         try:
             vr.start_server()

@@ -127,9 +127,9 @@ def test_monitor_reports_a_connection_opening_and_closing(velociraptor_binary: P
     try:
         time.sleep(2.5)  # the first sample reports what is already open
         conn = HeldConnection()
-        time.sleep(2.5)
+        time.sleep(4)
         conn.close()
-        time.sleep(3)
+        time.sleep(4)
     finally:
         monitor.terminate()
         out, _ = monitor.communicate(timeout=30)

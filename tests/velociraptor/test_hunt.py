@@ -109,9 +109,13 @@ def test_hunt_finds_the_planted_backdoor(velociraptor, backdoor: Backdoor, tmp_p
     listed = run_cli("clients", "--api-config", config, "--format", "json", tmp=tmp_path)
     assert velociraptor.client_id in {c["client_id"] for c in json.loads(listed.stdout)}
 
+    # Label and OS together: the path where hunt(os=) would silently drop the label condition.
+    with api.connect(config) as client:
+        api.label_client(client, velociraptor.client_id, "connhunt-e2e")
     db = tmp_path / "hunt.duckdb"
-    proc = run_cli("hunt", "--api-config", config, "--os", "linux", "--expires", "10m", "--wait", "180",
-                   "--db", str(db), "--format", "json", "--min-risk", "low", tmp=tmp_path)
+    proc = run_cli("hunt", "--api-config", config, "--label", "connhunt-e2e", "--os", "linux", "--expires", "10m",
+                   "--wait", "180", "--db", str(db), "--format", "json", "--min-risk", "low", "--label-findings",
+                   tmp=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
     report = json.loads(proc.stdout)
@@ -121,6 +125,9 @@ def test_hunt_finds_the_planted_backdoor(velociraptor, backdoor: Backdoor, tmp_p
     assert {"T1571", "T1071"} & {finding["technique"], *finding["techniques"]}, finding
     assert finding["remote_ip"] == PEER_IP and finding["remote_port"] == PORT
     assert finding["host"] == velociraptor.hostname
+    with api.connect(config) as client:
+        labels = {c.client_id: c.labels for c in api.list_clients(client)}[velociraptor.client_id]
+    assert "connhunt-finding" in labels, labels
 
     with Store(db) as store:
         rows = store.query("SELECT host_id, pid, exe_sha256 FROM connections WHERE process_path = ?",
