@@ -31,6 +31,7 @@ class ScenarioResult:
     score: float | None = None
     hunt_id: str | None = None
     why_missed: str | None = None
+    detectors: tuple[str, ...] = ()  # which detectors spoke for the matched finding, from its evidence
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,8 @@ def evaluate(report: dict[str, Any], truth: list[TruthPair]) -> Evaluation:
                                                          f"{'/'.join(pair.techniques)}")
         results.append(ScenarioResult(pair.scenario, pair.host, pair.process_path, pair.techniques,
                                       right_technique and alarm, best.get("technique"), best.get("risk"),
-                                      rank_of[id(best)], best.get("score"), best.get("hunt_id"), why))
+                                      rank_of[id(best)], best.get("score"), best.get("hunt_id"), why,
+                                      _detectors(best)))
 
     alarms = [f for f in findings if f.get("risk") in ALARM]
     benign = [f for f in findings if not _related(f, truth, malicious_processes)]
@@ -122,6 +124,18 @@ def evaluate(report: dict[str, Any], truth: list[TruthPair]) -> Evaluation:
                  for b in benign_alarms]
     return Evaluation(tuple(results), precision, recall, len(alarms), benign_alarms, best_benign_rank,
                       tuple(failures))
+
+
+def _detectors(finding: dict[str, Any]) -> tuple[str, ...]:
+    """Detector names from evidence lines such as "[beacon +3.8] beacon: 27 connections every 6.5 s"."""
+    names = []
+    for line in finding.get("evidence") or []:
+        text = line if isinstance(line, str) else str(line.get("fact", ""))
+        if text.startswith("[") and "]" in text:
+            name = text[1:text.index("]")].split()[0]
+            if name not in names:
+                names.append(name)
+    return tuple(names)
 
 
 def _related(finding: dict[str, Any], truth: list[TruthPair], malicious: set[tuple[str, str]]) -> bool:
@@ -142,11 +156,12 @@ def _brief(finding: dict[str, Any], rank: int) -> dict[str, Any]:
 
 def table(evaluation: Evaluation) -> str:
     """The benchmark table in Markdown (also readable as plain text)."""
-    lines = ["| scenario | host | found | technique | risk | rank | score |", "|---|---|---|---|---|---|---|"]
+    lines = ["| scenario | host | found | technique | risk | rank | score | detectors |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in evaluation.scenarios:
         score = f"{r.score:.1f}" if r.score is not None else "-"
         lines.append(f"| {r.scenario} | {r.host} | {'yes' if r.found else 'no'} | {r.technique or '-'} | "
-                     f"{r.risk or '-'} | {r.rank or '-'} | {score} |")
+                     f"{r.risk or '-'} | {r.rank or '-'} | {score} | {', '.join(r.detectors) or '-'} |")
     lines += ["", f"precision {evaluation.precision:.2f} · recall {evaluation.recall:.2f} · "
                   f"alarms (High/Critical) {evaluation.alarms} · benign pairs at High/Critical "
                   f"{len(evaluation.benign_alarms)} · best-ranked benign pair: {evaluation.best_benign_rank or '-'}"]
