@@ -25,6 +25,8 @@ from orchestrator.sources.base import BadInput, Health, OnSkip, Record, as_bool,
 
 SOURCE = "sysmon"
 EVTX_MAGIC = b"ElfFile\x00"
+# An EVTX file is a 4 KiB header then whole 64 KiB chunks (libyal's EVTX format notes); anything else was cut short.
+_EVTX_HEADER, _EVTX_CHUNK = 4096, 65536
 SYSMON_PROVIDER = "Microsoft-Windows-Sysmon"
 # QueryStatus is a Windows error number; these are the DNS outcomes spelled as DNS spells them.
 _DNS_STATUS = {"0": "NOERROR", "9002": "SERVFAIL", "9003": "NXDOMAIN", "9501": "NODATA", "9701": "NODATA",
@@ -82,6 +84,15 @@ def read_evtx(path: Path, *, skip_bad: bool = False, on_skip: OnSkip = None) -> 
         parser = PyEvtxParser(str(path))
     except (OSError, RuntimeError, ValueError) as exc:
         raise InputError(f"{path}: not a readable EVTX file: {_one_line(exc)}") from None
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise InputError(f"{path}: cannot open: {exc.strerror or exc}") from None
+    if size > _EVTX_HEADER and (size - _EVTX_HEADER) % _EVTX_CHUNK:
+        # The parser reads a cut file's whole chunks without complaint; the responder must know events are missing.
+        whole = (size - _EVTX_HEADER) // _EVTX_CHUNK
+        bad(f"{path}", f"EVTX file is truncated: it ends inside chunk {whole + 1}, whose events are lost"
+                       + ("" if skip_bad else " (--skip-bad reads the whole chunks)"))
     records = parser.records_json()
     read_any = False
     while True:
@@ -91,7 +102,7 @@ def read_evtx(path: Path, *, skip_bad: bool = False, on_skip: OnSkip = None) -> 
             break
         except (RuntimeError, OSError, ValueError) as exc:
             # The parser reports a damaged chunk and carries on with the next one, so skipping loses that chunk only.
-            bad(f"{path}", f"EVTX: {_one_line(exc)} (--skip-bad reads the rest)")
+            bad(f"{path}", f"EVTX: {_one_line(exc)}" + ("" if skip_bad else " (--skip-bad reads the other chunks)"))
             continue
         read_any = True
         where = f"{path}: record {item.get('event_record_id')}"

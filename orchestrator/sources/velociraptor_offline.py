@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from orchestrator.errors import InputError
-from orchestrator.schema import SchemaError, normalise_connection, normalise_dns
+from orchestrator.schema import SchemaError, normalise_connection, normalise_dns, parse_time
 from orchestrator.sources.base import BadInput, Health, OnSkip, Record, as_bool, blank_to_none, json_lines
 
 SOURCE = "velociraptor"
@@ -197,11 +197,11 @@ def _linux_netstat(row: Mapping[str, Any], context: Context) -> Record | None:
 
 
 def _first(value: Any) -> Any:
-    """A VQL subquery column is a list of rows; NetstatEnriched's hold one value each."""
-    while isinstance(value, list):
+    """A VQL subquery column: its one value (Velociraptor writes one row of one column as the bare value)."""
+    if isinstance(value, list):
         value = value[0] if value else None
-    if isinstance(value, Mapping) and len(value) == 1:
-        value = next(iter(value.values()))
+        if isinstance(value, Mapping) and len(value) == 1:
+            value = next(iter(value.values()))
     return value
 
 
@@ -218,8 +218,17 @@ def _netstat_enriched(row: Mapping[str, Any], context: Context) -> Record | None
               "protocol": row.get("Type"), "family": row.get("Family"), "local_ip": row.get("Laddr"),
               "local_port": row.get("Lport"), "remote_ip": row.get("Raddr"), "remote_port": row.get("Rport"),
               "state": {"ESTAB": "ESTABLISHED", "SYN_RCVD": "SYN_RECV", "DELETE": "CLOSE"}.get(status, status),
-              "first_seen": row.get("Timestamp") or None}
+              "first_seen": _creation_time(row.get("Timestamp"))}
     return "connection", normalise_connection(blank_to_none(record))
+
+
+def _creation_time(value: Any) -> Any:
+    """Windows' socket creation time; a socket without one has the zero FILETIME (year 1601), which is no time."""
+    try:
+        parsed = parse_time(value)
+    except SchemaError:
+        return None
+    return parsed if parsed is not None and parsed.year >= 1990 else None
 
 
 def _mapper(artifact: str, source: str) -> Mapper | None:

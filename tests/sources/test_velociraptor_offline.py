@@ -1,0 +1,283 @@
+"""Velociraptor collection zips: a real one made by the real binary while this process holds a loopback
+connection, and built ones for the stock artifacts and the broken cases (truncated, encrypted, unknown artifact).
+
+The built zips follow the layout Velociraptor 0.77 writes (vql/tools/collector: results/<Artifact>%2F<Source>.json
+JSON lines plus .json.index, client_info.json, collection_context.json, log.json), with rows in the shape the
+artifacts emit (Linux.Network.Netstat's row taken from a real collection on this machine).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import socket
+import subprocess
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import ROOT, run_connhunt
+from tests.sources.helpers import health, one_line_error, read, rows, score_json, utc
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+T0 = 1795395600  # 2026-11-23T01:00:00Z
+
+CLIENT_INFO = {"Hostname": "web-2", "Uptime": 1239, "BootTime": T0 - 1239, "OS": "linux", "Platform": "debian",
+               "PlatformFamily": "debian", "PlatformVersion": "12.11", "KernelVersion": "6.1.0",
+               "HostID": "3d1219c7-c4c5-404a-aa1f-6d2a48adfda4", "Fqdn": "web-2.corp.example", "Architecture": "amd64"}
+
+
+def schema_row(**fields: Any) -> dict[str, Any]:
+    """A Custom.Connhunt.Netstat row as the artifact writes it (epoch seconds, nulls for unknowns)."""
+    row = {"host": "web-2", "host_id": CLIENT_INFO["HostID"], "os": "linux", "collected_at": T0,
+           "source": "velociraptor", "pid": 4242, "ppid": 1, "process_name": "kworkerd",
+           "process_path": "/dev/shm/kworkerd", "command_line": "/dev/shm/kworkerd", "username": "www-data",
+           "process_start": T0 - 600, "parent_name": "systemd", "parent_path": "/usr/lib/systemd/systemd",
+           "exe_sha256": None, "protocol": "tcp", "family": "ipv4", "local_ip": "10.0.0.6", "local_port": 41000,
+           "remote_ip": "203.0.113.5", "remote_port": 4444, "state": "ESTABLISHED", "first_seen": T0,
+           "last_seen": T0, "observations": 1, "attributed": True}
+    row.update(fields)
+    return row
+
+
+def make_zip(path: Path, results: dict[str, list[Any]], *, client_info: dict | None = CLIENT_INFO,
+             extra: dict[str, bytes] | None = None) -> Path:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, lines in results.items():
+            body = "".join((line if isinstance(line, str) else json.dumps(line)) + "\n" for line in lines)
+            archive.writestr(f"results/{name.replace('/', '%2F')}.json", body)
+            archive.writestr(f"results/{name.replace('/', '%2F')}.json.index", b"\0" * 8 * len(lines))
+        archive.writestr("log.json", json.dumps({"_ts": T0, "client_time": T0, "level": "DEFAULT",
+                                                 "message": "Starting collection\n"}) + "\n")
+        if client_info is not None:
+            archive.writestr("client_info.json", json.dumps(client_info, indent=1))
+        archive.writestr("collection_context.json", json.dumps({"session_id": "F.TEST", "create_time": T0 * 10**9,
+                                                                "state": 2, "artifacts_with_results": list(results)}))
+        for name, data in (extra or {}).items():
+            archive.writestr(name, data)
+    return path
+
+
+def test_connhunt_netstat_rows_and_host_from_client_info(tmp_path: Path) -> None:
+    row = schema_row()
+    path = make_zip(tmp_path / "collection-web-2.zip", {f"Custom.Connhunt.Netstat/{s}": [row]
+                                                        for s in ("Linux", "Windows", "MacOS")})
+    name, records = read(path)
+    assert name == "velociraptor"
+    assert rows(records, "connection") == [{
+        "host": "web-2", "host_id": CLIENT_INFO["HostID"], "os": "linux", "collected_at": utc("2026-11-23T01:00:00"),
+        "source": "velociraptor", "pid": 4242, "ppid": 1, "process_name": "kworkerd",
+        "process_path": "/dev/shm/kworkerd", "process_identity": "/dev/shm/kworkerd",
+        "command_line": "/dev/shm/kworkerd", "username": "www-data", "process_start": utc("2026-11-23T00:50:00"),
+        "parent_name": "systemd", "parent_path": "/usr/lib/systemd/systemd",
+        "exe_sha256": None, "protocol": "tcp", "family": "ipv4", "local_ip": "10.0.0.6", "local_port": 41000,
+        "remote_ip": "203.0.113.5", "remote_port": 4444, "state": "ESTABLISHED",
+        "first_seen": utc("2026-11-23T01:00:00"), "last_seen": utc("2026-11-23T01:00:00"), "observations": 1,
+        "remote_hostname": None, "attributed": True}]
+    # `artifacts collect` runs all three OS sources: the same row three times is one observation
+    assert health(records) == {"duplicate_rows": 2}
+
+
+def test_score_finds_the_planted_connection(tmp_path: Path) -> None:
+    path = make_zip(tmp_path / "web-2.zip", {"Custom.Connhunt.Netstat/Linux": [
+        schema_row(), schema_row(pid=700, process_name="curl", process_path="/usr/bin/curl", local_port=41001,
+                                 remote_ip="198.51.100.10", remote_port=443)]})
+    document = score_json(path)
+    top = document["findings"][0]
+    assert (top["host"], top["process_path"], top["remote_ip"], top["remote_port"], top["pids"]) == (
+        "web-2", "/dev/shm/kworkerd", "203.0.113.5", 4444, [4242])
+    assert document["hunt"]["sources"] == [f"velociraptor:{path}"]
+    assert document["hunt"]["rows"] == {"connections": 2, "dns": 0}
+
+
+def test_sysmon_and_dns_artifacts(tmp_path: Path) -> None:
+    sysmon = schema_row(host="WS-7", host_id="C.1234", os="windows", source="sysmon", pid=5120, ppid=None,
+                        process_name="x.exe", process_path="C:\\Users\\Public\\x.exe", command_line=None,
+                        username="CORP\\bob", process_start=None, parent_name=None, parent_path=None,
+                        local_ip="192.168.56.10", local_port=49712, remote_hostname=None)
+    lookup = {"host": "WS-7", "host_id": "C.1234", "collected_at": T0, "source": "sysmon", "pid": 5120,
+              "process_name": "x.exe", "process_path": "C:\\Users\\Public\\x.exe", "query": "update.bad.example",
+              "qtype": None, "answers": ["cdn.bad.example", "::ffff:203.0.113.5"], "response_code": "NOERROR",
+              "server_ip": None, "timestamp": T0 - 1}
+    path = make_zip(tmp_path / "ws-7.zip", {"Custom.Connhunt.Windows.SysmonNetwork/Connections": [sysmon],
+                                            "Custom.Connhunt.Windows.SysmonNetwork/DNS": [lookup],
+                                            "Custom.Connhunt.DNS/WindowsCache": [{**lookup, "pid": None,
+                                                                                "source": "velociraptor"}]},
+                    client_info={**CLIENT_INFO, "Hostname": "WS-7", "OS": "windows"})
+    name, records = read(path)
+    connection = rows(records, "connection")[0]
+    assert (connection["host"], connection["source"], connection["process_identity"], connection["os"]) == (
+        "WS-7", "sysmon", "c:\\users\\public\\x.exe", "windows")
+    assert [(d["source"], d["pid"], d["query"], d["timestamp"]) for d in rows(records, "dns")] == [
+        ("sysmon", 5120, "update.bad.example", utc("2026-11-23T00:59:59")),
+        ("velociraptor", None, "update.bad.example", utc("2026-11-23T00:59:59"))]
+
+
+def test_stock_linux_netstat(tmp_path: Path) -> None:
+    # rows as Linux.Network.Netstat/TCP4 wrote them in a real collection on this machine
+    established = {"inode": "98410", "State": "Established", "uid": "0", "ProcessInfo": {
+        "Pid": 17127, "Command": "kworkerd\n", "CommandLine": "/dev/shm/kworkerd\u0000-c\u0000203.0.113.5\u0000",
+        "Filename": "socket:[98410]", "Type": "socket", "Inode": "98410"}, "LocalAddr": "10.0.0.6",
+        "LocalPort": 41000, "RemoteAddr": "203.0.113.5", "RemotePort": 4444}
+    listening = {"inode": "624", "State": "Listening", "uid": "0", "ProcessInfo": None, "LocalAddr": "0.0.0.0",
+                 "LocalPort": 22, "RemoteAddr": "0.0.0.0", "RemotePort": 0}
+    path = make_zip(tmp_path / "web-2.zip", {"Linux.Network.Netstat/TCP4": [listening, established],
+                                             "Linux.Network.Netstat/TCP6": []})
+    name, records = read(path)
+    assert rows(records, "connection") == [{
+        "host": "web-2", "host_id": CLIENT_INFO["HostID"], "os": "linux", "collected_at": utc("2026-11-23T01:00:00"),
+        "source": "velociraptor", "pid": 17127, "ppid": None, "process_name": "kworkerd", "process_path": None,
+        "process_identity": "kworkerd", "command_line": "/dev/shm/kworkerd -c 203.0.113.5", "username": None,
+        "process_start": None, "parent_name": None, "parent_path": None, "exe_sha256": None, "protocol": "tcp",
+        "family": "ipv4", "local_ip": "10.0.0.6", "local_port": 41000, "remote_ip": "203.0.113.5",
+        "remote_port": 4444, "state": "ESTABLISHED", "first_seen": utc("2026-11-23T01:00:00"),
+        "last_seen": utc("2026-11-23T01:00:00"), "observations": 1, "remote_hostname": None, "attributed": True}]
+    assert health(records) == {"not_connected": 1}
+
+
+def test_stock_windows_netstat_enriched(tmp_path: Path) -> None:
+    row = {"Pid": 5120, "Ppid": 880, "Name": "x.exe", "Path": "C:\\Users\\Public\\x.exe",
+           "CommandLine": "C:\\Users\\Public\\x.exe -k", "Hash": {"MD5": "aa", "SHA1": "bb", "SHA256": "CC" * 32},
+           "Username": "CORP\\bob", "Authenticode": {"Trusted": "untrusted"}, "Family": "IPv4", "Type": "TCP",
+           "Status": "ESTAB", "Laddr": "192.168.56.10", "Lport": 49712, "Raddr": "203.0.113.5", "Rport": 4444,
+           "Timestamp": "2026-11-23T00:59:58Z"}
+    udp = {**row, "Type": "UDP", "Status": "", "Raddr": "0.0.0.0", "Rport": 0, "Timestamp": "1601-01-01T00:00:00Z"}
+    path = make_zip(tmp_path / "ws-7.zip", {"Windows.Network.NetstatEnriched/Netstat": [row, udp]},
+                    client_info={**CLIENT_INFO, "Hostname": "WS-7", "OS": "windows"})
+    name, records = read(path)
+    connection = rows(records, "connection")[0]
+    assert {k: connection[k] for k in ("host", "os", "pid", "ppid", "process_identity", "exe_sha256", "state",
+                                       "first_seen", "remote_ip", "remote_port")} == {
+        "host": "WS-7", "os": "windows", "pid": 5120, "ppid": 880, "process_identity": "c:\\users\\public\\x.exe",
+        "exe_sha256": "cc" * 32, "state": "ESTABLISHED", "first_seen": utc("2026-11-23T00:59:58"),
+        "remote_ip": "203.0.113.5", "remote_port": 4444}
+    assert health(records) == {"not_connected": 1}
+
+
+def test_unknown_artifact_and_no_client_info(tmp_path: Path) -> None:
+    path = make_zip(tmp_path / "host-9.zip", {"Custom.Connhunt.Netstat/Linux": [schema_row(host=None, host_id=None)],
+                                              "Generic.Client.Info/BasicInformation": [{"Name": "x"}]},
+                    client_info=None)
+    name, records = read(path)
+    assert [(r["host"], r["host_id"]) for r in rows(records, "connection")] == [("host-9", "host-9")]
+    assert health(records) == {"host_from_file_name": 1, "unknown_artifact": 1}
+
+
+def test_bad_member_line_names_zip_member_and_line(tmp_path: Path) -> None:
+    path = make_zip(tmp_path / "web-2.zip", {"Custom.Connhunt.Netstat/Linux": [
+        schema_row(), schema_row(local_port=1), '{"host": "web-2", "protocol": "tcp"', schema_row(remote_port="x")]})
+    member = "results/Custom.Connhunt.Netstat%2FLinux.json"
+    error = one_line_error(run_connhunt("score", str(path)), f"{path}!{member}:3: ")
+    assert "malformed JSON" in error
+    result = run_connhunt("score", str(path), "--skip-bad", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    assert "skipped 2 bad line(s)" in result.stderr
+    assert json.loads(result.stdout)["hunt"]["rows"]["connections"] == 2
+
+
+def truncate(source: Path, target: Path) -> Path:
+    data = source.read_bytes()
+    target.write_bytes(data[: len(data) // 2])
+    return target
+
+
+def test_truncated_zip_is_a_one_line_error(tmp_path: Path) -> None:
+    # incompressible padding so that half the file is well inside the members, before the central directory
+    path = make_zip(tmp_path / "web-2.zip", {"Custom.Connhunt.Netstat/Linux": [schema_row()]},
+                    extra={"uploads/blob.bin": os.urandom(20000)})
+    cut = truncate(path, tmp_path / "cut.zip")
+    error = one_line_error(run_connhunt("score", str(cut)), f"{cut}: ")
+    assert "not a readable zip" in error
+
+
+def test_encrypted_collection_says_decrypt_first(tmp_path: Path) -> None:
+    path = tmp_path / "Collection-WS-7.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("metadata.json", json.dumps({"EncryptedPass": "...", "Scheme": "X509"}))
+        archive.writestr("data.zip", os.urandom(200))
+    error = one_line_error(run_connhunt("score", str(path)), f"{path}: ")
+    assert "encrypted collection" in error
+
+
+# --- a real collection by the real Velociraptor ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def velociraptor_binary() -> Path:
+    try:
+        result = subprocess.run(["bash", str(ROOT / "tests" / "velociraptor" / "build.sh")], capture_output=True,
+                                text=True, timeout=3000)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        result = None
+        reason = str(exc)
+    else:
+        reason = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else f"exit {result.returncode}"
+    lines = result.stdout.strip().splitlines() if result is not None and result.returncode == 0 else []
+    if not lines or not Path(lines[-1]).is_file():
+        if IN_CI:
+            pytest.fail(f"CI=true, so not skipping: no Velociraptor binary ({reason})", pytrace=False)
+        pytest.skip(f"no Velociraptor binary: {reason}")
+    return Path(lines[-1])
+
+
+@pytest.fixture(scope="module")
+def real_collection(velociraptor_binary: Path, tmp_path_factory: pytest.TempPathFactory):
+    """A Custom.Connhunt.Netstat collection made while this process holds one loopback TCP connection."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    client = socket.create_connection(listener.getsockname())
+    accepted, _ = listener.accept()
+    output = tmp_path_factory.mktemp("vr-offline") / "collection.zip"
+    try:
+        result = subprocess.run(
+            [str(velociraptor_binary), "--nobanner", "--definitions", str(ROOT / "artifacts" / "velociraptor"),
+             "artifacts", "collect", "Custom.Connhunt.Netstat", "--output", str(output)],
+            capture_output=True, text=True, timeout=600, cwd=output.parent)
+        assert result.returncode == 0 and output.is_file(), result.stderr[-3000:]
+        yield output, client.getsockname()[1], listener.getsockname()[1]
+    finally:
+        for sock in (client, accepted, listener):
+            sock.close()
+
+
+@pytest.mark.velociraptor
+def test_real_collection_reads_back_this_process_connection(real_collection) -> None:
+    path, client_port, server_port = real_collection
+    name, records = read(path)
+    assert name == "velociraptor"
+    with zipfile.ZipFile(path) as archive:
+        info = json.loads(archive.read("client_info.json"))
+    mine = [r for r in rows(records, "connection")
+            if (r["local_port"], r["remote_port"]) in ((client_port, server_port), (server_port, client_port))]
+    assert len(mine) == 2, f"expected both ends of 127.0.0.1:{client_port}<->{server_port}"
+    executable = os.path.realpath(f"/proc/{os.getpid()}/exe")
+    command_line = " ".join(Path(f"/proc/{os.getpid()}/cmdline").read_text().split("\0")).strip()
+    for row in mine:
+        assert row == {
+            **row,  # times and the parent's details vary per run; everything that identifies us is compared
+            "host": info["Hostname"], "host_id": info["HostID"], "os": "linux", "source": "velociraptor",
+            "pid": os.getpid(), "ppid": os.getppid(), "process_path": executable, "process_identity": executable,
+            "process_name": Path(f"/proc/{os.getpid()}/comm").read_text().strip(), "command_line": command_line,
+            "username": pwd.getpwuid(os.getuid()).pw_name, "protocol": "tcp", "family": "ipv4",
+            "local_ip": "127.0.0.1", "remote_ip": "127.0.0.1", "state": "ESTABLISHED", "observations": 1,
+            "attributed": True}
+        assert row["first_seen"] is not None and row["process_start"] is not None
+    # Linux, Windows and MacOS sources all ran (local collect ignores source preconditions): read once
+    assert health(records).get("duplicate_rows", 0) > 0
+    assert len({(r["pid"], r["local_port"], r["remote_ip"], r["remote_port"]) for r in rows(records, "connection")}) \
+        == len(rows(records, "connection"))
+
+
+@pytest.mark.velociraptor
+def test_real_collection_scores_and_truncated_copy_fails_cleanly(real_collection, tmp_path: Path) -> None:
+    path, _, _ = real_collection
+    document = score_json(path)
+    assert document["hunt"]["sources"] == [f"velociraptor:{path}"]
+    assert document["hunt"]["rows"]["connections"] >= 2
+    cut = truncate(path, tmp_path / "collection-cut.zip")
+    error = one_line_error(run_connhunt("score", str(cut)), str(cut))
+    assert "truncated or damaged" in error
