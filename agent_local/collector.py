@@ -15,6 +15,7 @@ from typing import Any
 from agent_local.hashing import DEFAULT_MAX_HASH_BYTES
 from agent_local.health import HealthLedger
 from agent_local.hostinfo import host_info
+from agent_local.records import connection_records
 from agent_local.sampler import Sampler
 from agent_local.snapshot import make_snapshotter
 
@@ -110,6 +111,7 @@ def snapshot(host: str | None = None, *, include_listening: bool = False,
     info = host_info(host, host_id)
     snapper = make_snapshotter(include_listening=include_listening, max_hash_bytes=max_hash_bytes,
                                backend=backend)
-    sampler = Sampler(info)
-    sampler.observe(snapper.take())
-    return sampler.finish(time.time())
+    snap = snapper.take()
+    # One tick needs no sampling table: each socket is its own entry, seen once.
+    seen = snap.taken_at
+    return connection_records(info, ([seen, seen, 1, obs] for obs in snap.observations), time.time())

@@ -174,7 +174,7 @@ def read_stat(pid: int, root: str = PROC) -> tuple[str, int, int] | None:
     close_paren = data.rfind(b")")
     if open_paren < 0 or close_paren < 0:
         return None
-    comm = data[open_paren + 1:close_paren].decode("utf-8", "replace")
+    comm = text(data[open_paren + 1:close_paren])
     rest = data[close_paren + 2:].split()
     try:
         return comm, int(rest[1]), int(rest[19])  # fields 4 (ppid) and 22 (starttime) of proc(5)
@@ -182,10 +182,16 @@ def read_stat(pid: int, root: str = PROC) -> tuple[str, int, int] | None:
         return None
 
 
+def text(raw: bytes) -> str:
+    """Text from bytes the kernel hands over as is: invalid UTF-8 becomes visible \\xNN escapes, never lone
+    surrogates, so every record stays valid UTF-8 JSON while keeping what the bytes were."""
+    return raw.decode("utf-8", "backslashreplace")
+
+
 def read_exe(pid: int, root: str = PROC) -> str | None:
     """The executable's path (with " (deleted)" if it was unlinked), None for kernel threads or when denied."""
     try:
-        return os.readlink(f"{root}/{pid}/exe")
+        return text(os.readlink(f"{root}/{pid}/exe".encode()))
     except OSError:
         return None
 
@@ -196,13 +202,13 @@ def read_cmdline(pid: int, root: str = PROC) -> list[str] | None:
         return None
     if not data:
         return []  # kernel threads and zombies
-    text = data.decode("utf-8", "surrogateescape")
-    if text.endswith("\0"):
-        text = text[:-1]
-    elif "\0" not in text and " " in text:
+    decoded = text(data)
+    if decoded.endswith("\0"):
+        decoded = decoded[:-1]
+    elif "\0" not in decoded and " " in decoded:
         # A process that rewrote its title (setproctitle) leaves one space-separated string.
-        return text.split(" ")
-    return text.split("\0")
+        return decoded.split(" ")
+    return decoded.split("\0")
 
 
 def read_uid(pid: int, root: str = PROC) -> int | None:

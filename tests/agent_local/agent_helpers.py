@@ -151,3 +151,12 @@ def run_as_nobody(*agent_args: str, timeout: float = 60) -> subprocess.Completed
         pytest.skip(f"the nobody user cannot run {sys.executable} with psutil")
     return subprocess.run([*NOBODY, sys.executable, "-m", "agent_local", *agent_args], capture_output=True,
                           text=True, timeout=timeout, cwd="/", env=CHILD_ENV)
+
+
+def one_connection(records: list[dict], local_port: int, remote_port: int) -> dict:
+    """The one connection record between two loopback ports. Both ports, because a local port alone can also
+    belong to an older connection still in TIME_WAIT towards another peer (ephemeral ports are reused)."""
+    found = [r for r in records if r["kind"] == "connection" and r["local_port"] == local_port
+             and r["remote_port"] == remote_port]
+    assert len(found) == 1, f"expected one connection {local_port} -> {remote_port}, got {found}"
+    return found[0]

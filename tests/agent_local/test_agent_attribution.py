@@ -12,7 +12,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from agent_helpers import HOLD_CONNECTION, readline
+from agent_helpers import HOLD_CONNECTION, one_connection, readline
 
 import agent_local
 from agent_local import snapshot
@@ -22,12 +22,6 @@ def _sha256(path: str) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def _find(records: list[dict], local_port: int) -> dict:
-    found = [r for r in records if r["kind"] == "connection" and r["local_port"] == local_port]
-    assert len(found) == 1, f"expected one record for local port {local_port}, got {found}"
-    return found[0]
-
-
 @pytest.mark.parametrize("backend", ["procfs", "psutil"])
 def test_child_connection_attributed(children, listener, backend):
     marker = f"--marker=attr {backend}"
@@ -35,7 +29,7 @@ def test_child_connection_attributed(children, listener, backend):
     port = int(readline(child))
     started = psutil.Process(child.pid).create_time()
 
-    record = _find(snapshot(backend=backend), port)
+    record = one_connection(snapshot(backend=backend), port, listener.port)
 
     exe = os.path.realpath(sys.executable)
     assert record["attributed"] is True
@@ -86,7 +80,7 @@ def test_ipv6_connection(children):
             "import socket,sys\nc=socket.create_connection(('::1', int(sys.argv[1])))\n"
             "print(c.getsockname()[1], flush=True)\nsys.stdin.read()", str(lst.port))
         port = int(readline(child))
-        record = _find(snapshot(), port)
+        record = one_connection(snapshot(), port, lst.port)
         assert (record["family"], record["local_ip"], record["remote_ip"]) == ("ipv6", "::1", "::1")
         assert record["pid"] == child.pid
     finally:
@@ -102,7 +96,7 @@ def test_deleted_exe_is_still_hashed(children, listener, tmp_path):
     port = int(readline(child))
     copy.unlink()
 
-    record = _find(snapshot(), port)
+    record = one_connection(snapshot(), port, listener.port)
     assert record["process_path"] == f"{copy} (deleted)"
     assert record["exe_sha256"] == _sha256(original)
 
@@ -111,7 +105,7 @@ def test_hash_cap_skips_and_says_so(children, listener):
     child = children.python(HOLD_CONNECTION, str(listener.port))
     port = int(readline(child))
     records = list(agent_local.collect(0, 1, max_hash_bytes=1024))
-    assert _find(records, port)["exe_sha256"] is None
+    assert one_connection(records, port, listener.port)["exe_sha256"] is None
     health = [r for r in records if r["kind"] == "health" and r["check"] == "hash_skipped"]
     assert len(health) == 1 and health[0]["count"] >= 1
     assert os.path.realpath(sys.executable) in health[0]["message"]
@@ -140,3 +134,43 @@ def agent_local_time(text: str) -> float:
 
     assert text.endswith("Z")
     return datetime.fromisoformat(text[:-1] + "+00:00").timestamp()
+
+
+def test_ipv4_mapped_peer_on_a_dual_stack_socket_reads_as_ipv4(children):
+    import socket
+
+    if not socket_has_ipv6():
+        pytest.skip("no IPv6")
+    server = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    try:
+        server.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        server.bind(("::", 0))
+        server.listen(4)
+        child = children.python(HOLD_CONNECTION, str(server.getsockname()[1]))
+        port = int(readline(child))
+        conn, _ = server.accept()
+        try:
+            [server_end] = [r for r in snapshot() if r["remote_port"] == port and r["pid"] == os.getpid()]
+        finally:
+            conn.close()
+    finally:
+        server.close()
+    # The accepted socket lives in /proc/net/tcp6 as ::ffff:127.0.0.1; what went on the wire was IPv4.
+    assert (server_end["family"], server_end["local_ip"], server_end["remote_ip"]) == ("ipv4", "127.0.0.1",
+                                                                                       "127.0.0.1")
+
+
+def test_command_line_with_invalid_utf8_stays_valid_text(children, listener):
+    import json
+    import subprocess
+
+    from agent_helpers import CHILD_ENV
+
+    proc = subprocess.Popen([sys.executable.encode(), b"-c", HOLD_CONNECTION.encode(), str(listener.port).encode(),
+                             b"caf\xe9 \xff"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0,
+                            env=CHILD_ENV)
+    children.procs.append(proc)
+    port = int(readline(proc))
+    record = one_connection(snapshot(), port, listener.port)
+    assert record["command_line"].endswith("'caf\\xe9 \\xff'")
+    json.dumps(record, ensure_ascii=False).encode("utf-8")  # no lone surrogates anywhere

@@ -10,7 +10,7 @@ import sys
 import time
 
 import pytest
-from agent_helpers import CHILD_ENV, HOLD_CONNECTION, REPO, readline, run_as_nobody
+from agent_helpers import CHILD_ENV, HOLD_CONNECTION, REPO, one_connection, readline, run_as_nobody
 
 from agent_local import CONNECTION_FIELDS, DNS_FIELDS, HEALTH_FIELDS
 from orchestrator.schema import (
@@ -56,7 +56,7 @@ def test_jsonl_parses_with_the_schema(children, listener, tmp_path):
         if record["kind"] == "connection":
             assert set(record) == {"kind", *CONNECTION_FIELDS}
             assert record["host_id"] == "ws01" and record["collected_at"].endswith("Z")
-    [mine] = [r for r in records if r["kind"] == "connection" and r["local_port"] == port]
+    mine = one_connection(records, port, listener.port)
     row = normalise_connection(mine)
     assert row["pid"] == child.pid and 2 <= row["observations"] <= 3 and row["attributed"] is True
     assert row["process_identity"] == os.path.realpath(sys.executable)
@@ -88,7 +88,7 @@ def test_sigterm_mid_run_writes_what_was_collected(children, listener, tmp_path)
         if proc.stderr:
             proc.stderr.close()
     records = _lines(out.read_text())
-    [mine] = [r for r in records if r["kind"] == "connection" and r["local_port"] == port]
+    mine = one_connection(records, port, listener.port)
     assert mine["observations"] >= 3
     assert mine["pid"] == child.pid
 
@@ -157,7 +157,7 @@ def test_not_root_still_works_and_says_what_it_could_not_see(listener, children)
     assert done.returncode == 0, done.stderr
     assert "not running as root" in done.stderr
     records = _lines(done.stdout)
-    [mine] = [r for r in records if r["kind"] == "connection" and r["local_port"] == port]
+    mine = one_connection(records, port, listener.port)
     assert mine["attributed"] is False and mine["pid"] is None and mine["process_path"] is None
     assert mine["username"] == "root"  # the socket table still names the owning user
     health = {r["check"]: r for r in records if r["kind"] == "health"}

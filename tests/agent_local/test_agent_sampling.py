@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from datetime import datetime
 
-from agent_helpers import HOLD_CONNECTION, readline
+from agent_helpers import HOLD_CONNECTION, one_connection, readline
 
 import agent_local
 
@@ -52,7 +52,7 @@ def test_observations_counted_over_the_duration(children, listener):
     port = int(readline(child))
     ticks: list[tuple[float, int]] = []
     records = list(agent_local.collect(1.0, 0.2, on_tick=lambda elapsed, n: ticks.append((elapsed, n))))
-    [record] = [r for r in records if r["kind"] == "connection" and r["local_port"] == port]
+    record = one_connection(records, port, listener.port)
     assert 4 <= record["observations"] == len(ticks) <= 6
     assert 0.6 <= _t(record["last_seen"]) - _t(record["first_seen"]) <= 1.3
     assert all(n >= 2 for _, n in ticks)  # our connection, both ends
@@ -69,7 +69,7 @@ def test_stop_ends_early_and_keeps_what_was_collected(children, listener):
             stop.set()
 
     records = list(agent_local.collect(30, 0.1, on_tick=on_tick, stop=stop))
-    [record] = [r for r in records if r["kind"] == "connection" and r["local_port"] == port]
+    record = one_connection(records, port, listener.port)
     assert record["observations"] >= 3
     assert _t(record["last_seen"]) - _t(record["first_seen"]) < 5
 
@@ -78,7 +78,7 @@ def test_connection_seen_once_is_kept(children, listener):
     child = children.python(HOLD_CONNECTION, str(listener.port))
     port = int(readline(child))
     records = list(agent_local.collect(0, 1))
-    [record] = [r for r in records if r["kind"] == "connection" and r["local_port"] == port]
+    record = one_connection(records, port, listener.port)
     assert record["observations"] == 1
 
 
