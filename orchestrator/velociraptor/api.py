@@ -12,6 +12,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -344,18 +345,30 @@ def create_hunt(client: VelociraptorClient, artifact: str = ARTIFACT, *, label: 
     elif os:
         os_condition = os.lower()
     spec = {artifact: {k: _artifact_param(v) for k, v in params.items()}}
-    rows = client.query(
-        "SELECT hunt(artifacts=[ArtifactName], description=Description, spec=parse_json(data=Spec), "
-        "expires=now() + int(int=ExpiresSec), include_labels=parse_json_array(data=Labels), os=OS) AS hunt "
-        "FROM scope()",
-        {"ArtifactName": artifact, "Description": description, "Spec": spec, "ExpiresSec": parse_duration(expires),
-         "Labels": [label] if label else [], "OS": os_condition}, context=f"creating a hunt for {artifact}")
+    with _hint_unknown_artifact():
+        rows = client.query(
+            "SELECT hunt(artifacts=[ArtifactName], description=Description, spec=parse_json(data=Spec), "
+            "expires=now() + int(int=ExpiresSec), include_labels=parse_json_array(data=Labels), os=OS) AS hunt "
+            "FROM scope()",
+            {"ArtifactName": artifact, "Description": description, "Spec": spec,
+             "ExpiresSec": parse_duration(expires), "Labels": [label] if label else [], "OS": os_condition},
+            context=f"creating a hunt for {artifact}")
     hunt = rows[0].get("hunt") if rows else None
     hunt_id = hunt.get("HuntId") if isinstance(hunt, dict) else None
     if not hunt_id:
         raise VelociraptorError(f"Velociraptor API {client.endpoint}: the server did not create the hunt for "
                                 f"{artifact} (is the artifact pushed? run `connhunt artifacts push`)")
     return str(hunt_id)
+
+
+@contextmanager
+def _hint_unknown_artifact() -> Iterator[None]:
+    try:
+        yield
+    except VelociraptorError as exc:
+        if "unknown artifact" in str(exc).lower():
+            raise VelociraptorError(f"{exc} (push connhunt's artifacts first: connhunt artifacts push)") from None
+        raise
 
 
 def _artifact_param(value: Any) -> str:
@@ -424,9 +437,11 @@ def collect_client(client: VelociraptorClient, client_id: str, artifact: str = A
                    poll: float = 1.0, sleep: Callable[[float], None] = time.sleep) -> HuntFlow:
     """Schedule a collection on one client and wait (bounded) until its flow has finished."""
     env = {k: _artifact_param(v) for k, v in (parameters or {}).items()}
-    rows = client.query("SELECT collect_client(client_id=ClientId, artifacts=[ArtifactName], "
-                        "env=parse_json(data=Env)).flow_id AS flow_id FROM scope()",
-                        {"ClientId": client_id, "ArtifactName": artifact, "Env": env}, context=f"client {client_id}")
+    with _hint_unknown_artifact():
+        rows = client.query("SELECT collect_client(client_id=ClientId, artifacts=[ArtifactName], "
+                            "env=parse_json(data=Env)).flow_id AS flow_id FROM scope()",
+                            {"ClientId": client_id, "ArtifactName": artifact, "Env": env},
+                            context=f"client {client_id}")
     flow_id = rows[0].get("flow_id") if rows else None
     if not flow_id:
         raise VelociraptorError(f"Velociraptor API {client.endpoint} (client {client_id}): could not schedule "

@@ -192,3 +192,24 @@ def test_resume_after_the_server_dies_mid_pull(velociraptor, tmp_path: Path) -> 
         ledger = store.query(f"SELECT flow_id, rows FROM {pull.LEDGER} WHERE hunt_id = ?", [hunt_id])
     assert stored == server_rows == distinct
     assert sorted(r["rows"] for r in ledger) == [rows_per_flow] * 3
+
+
+def test_collect_one_client_to_jsonl_that_score_reads(velociraptor, tmp_path: Path) -> None:
+    with api.connect(velociraptor.api_config) as client:
+        api.push_artifacts(client)
+    out = tmp_path / "client.jsonl"
+    proc = run_cli("collect", "--client", velociraptor.client_id, "--api-config", str(velociraptor.api_config),
+                   "-o", str(out), tmp=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert records and all(r["host_id"] == velociraptor.client_id and r["source"] == "velociraptor"
+                           for r in records)
+    scored = run_cli("score", str(out), "--format", "json", tmp=tmp_path)
+    assert scored.returncode == 0, scored.stderr
+    assert json.loads(scored.stdout)["hunt"]["rows"]["connections"] == len(records)
+
+
+def test_collect_unknown_client_is_exit_3(velociraptor, tmp_path: Path) -> None:
+    proc = run_cli("collect", "--client", "C.0000000000000000", "--api-config", str(velociraptor.api_config),
+                   "-o", str(tmp_path / "x.jsonl"), tmp=tmp_path)
+    assert proc.returncode == 3 and "unknown client C.0000000000000000" in proc.stderr
