@@ -32,6 +32,8 @@ API_FILE_ENV = "VELOCIRAPTOR_API_FILE"
 # The name in the server's self-signed certificate; we connect by address, so TLS must check this name instead.
 SERVER_NAME = "VelociraptorServer"
 DEFAULT_TIMEOUT = 60.0
+# Streaming one flow's results can take minutes on a big host; it still gets a deadline, a longer one.
+RESULTS_TIMEOUT = 3600.0
 # A hunt's result batch can be large; gRPC's default 4 MiB receive limit is not enough.
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 ARTIFACT = "Custom.Connhunt.Netstat"
@@ -414,7 +416,8 @@ def flow_results(client: VelociraptorClient, client_id: str, flow_id: str, sourc
                  timeout: float | None = None) -> Iterator[list[dict[str, Any]]]:
     """Result batches of one artifact source ('Name/Source') of one flow."""
     return client.stream("SELECT * FROM source(client_id=ClientId, flow_id=FlowId, artifact=Source)",
-                         {"ClientId": client_id, "FlowId": flow_id, "Source": source}, timeout=timeout,
+                         {"ClientId": client_id, "FlowId": flow_id, "Source": source},
+                         timeout=timeout or max(client.timeout, RESULTS_TIMEOUT),
                          context=f"flow {flow_id} of {client_id}")
 
 

@@ -10,7 +10,7 @@
 set -euo pipefail
 
 VERSION="${CONNHUNT_VR_VERSION:-v0.77.2}"
-CACHE_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/connhunt"
+CACHE_DIR="${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/connhunt"
 BIN="${CONNHUNT_VELOCIRAPTOR:-$CACHE_DIR/velociraptor-${VERSION#v}}"
 BUILD_DIR="$CACHE_DIR/build-${VERSION#v}"
 MODULE="www.velocidex.com/golang/velociraptor"
@@ -36,7 +36,10 @@ export CGO_ENABLED=0
 START=$(date +%s)
 
 log "downloading $MODULE@$VERSION through the Go module proxy"
-MOD_DIR="$(cd "$(mktemp -d)" && "$GO" mod download -json "$MODULE@$VERSION" \
+# Run outside any module (a scratch dir), so `go mod download` fetches by version only.
+SCRATCH="$(mktemp -d)"
+trap 'rm -rf "$SCRATCH"' EXIT
+MOD_DIR="$(cd "$SCRATCH" && "$GO" mod download -json "$MODULE@$VERSION" \
     | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p')"
 [[ -n "$MOD_DIR" && -d "$MOD_DIR" ]] || die "go mod download gave no module directory for $MODULE@$VERSION"
 
