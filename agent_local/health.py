@@ -37,6 +37,10 @@ def not_root_note() -> str:
             "process (attributed=false), and a health record says how many")
 
 
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "es" if noun.endswith("s") else "s")
+
+
 def _paths(paths: list[str]) -> str:
     shown = ", ".join(paths[:_SHOW_PATHS])
     return shown + (f" and {len(paths) - _SHOW_PATHS} more" if len(paths) > _SHOW_PATHS else "")
@@ -70,8 +74,8 @@ class HealthLedger:
             who = user_name(os.geteuid()) if hasattr(os, "geteuid") else "this user"
             out.append(health_record(
                 host, now, "not_root", self.max_denied,
-                f"Ran as {who}, not root: the sockets of {self.max_denied} processes owned by other users could "
-                "not be tied to a process (reported with attributed=false, no pid, command line or exe hash)."))
+                f"Ran as {who}, not root: {_n(self.max_denied, 'process')} of other users could not be inspected, so "
+                "their sockets are reported without a process (attributed=false, no pid, command line or exe hash)."))
         total = sum(unattributed.values())
         if total:
             parts = []
@@ -83,7 +87,7 @@ class HealthLedger:
                 parts.append(f"{unattributed[CLOSED]} were already closed by their process (TIME_WAIT or orphaned) "
                              "before any tick saw it")
             out.append(health_record(host, now, "unattributed_sockets", total,
-                                     f"{total} connections have no process: " + "; ".join(parts) + "."))
+                                     f"{_n(total, 'connection')} without a process: " + "; ".join(parts) + "."))
         too_big, unreadable = hasher.skipped()
         if too_big or unreadable:
             parts = []
