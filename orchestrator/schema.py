@@ -72,6 +72,7 @@ HEALTH_COLUMNS: tuple[tuple[str, str], ...] = (
     ("message", "VARCHAR"),
 )
 
+UNKNOWN_PROCESS = "<unknown>"  # the identity of a socket whose owner could not be seen
 CONNECTION_REQUIRED = ("host", "protocol", "remote_ip")
 DNS_REQUIRED = ("host", "query")
 
@@ -161,7 +162,7 @@ def process_identity(path: str | None, name: str | None, os_name: str | None) ->
     """A process's identity across hosts: its normalised path (lower-cased on Windows), else its name."""
     text = (path or "").strip()
     if not text:
-        return (name or "").strip().lower() or "<unknown>"
+        return (name or "").strip().lower() or UNKNOWN_PROCESS
     if (os_name or "").lower().startswith("win") or (len(text) > 2 and text[1] == ":") or text.startswith("\\\\"):
         return text.replace("/", "\\").lower()
     return text.removesuffix(" (deleted)")

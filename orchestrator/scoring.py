@@ -15,6 +15,7 @@ from typing import Any
 
 from orchestrator.detectors.base import Context, Pair
 from orchestrator.model import Contribution, Finding, PairKey, Signal
+from orchestrator.schema import UNKNOWN_PROCESS
 
 # The user of a DNS-only process comes from any connection row of the same pid on the same host.
 DNS_FACTS_SQL = """
@@ -57,7 +58,8 @@ class _Group:
 
 
 def group_signals(signals: Iterable[Signal]) -> list[_Group]:
-    """One group per pair; groups a covering signal (a scan) stands for fold into it."""
+    """One group per pair; groups a covering signal (a scan) stands for fold into it, and sockets nobody owned
+    fold into the process that talks to the same destination on the same host."""
     groups: dict[PairKey, _Group] = {}
     covering: list[Signal] = []
     for signal in signals:
@@ -73,7 +75,23 @@ def group_signals(signals: Iterable[Signal]) -> list[_Group]:
             for inner in folded.signals.values():
                 if inner.context:
                     target.add(inner)
+    _fold_orphans(groups)
     return list(groups.values())
+
+
+def _fold_orphans(groups: dict[PairKey, _Group]) -> None:
+    """A beacon's closed connections linger in TIME_WAIT with no owner; they are the same traffic, not a second
+    finding, when a known process on that host talks to the same destination."""
+    owners: dict[tuple[str, str], list[_Group]] = defaultdict(list)
+    for key, group in groups.items():
+        if key.process_identity != UNKNOWN_PROCESS:
+            owners[(key.host, key.destination)].append(group)
+    for key in [k for k in groups if k.process_identity == UNKNOWN_PROCESS]:
+        for owner in owners.get((key.host, key.destination), []):
+            owner.add(Signal("unattributed", "", owner.key, 0.0, ("more connections to this destination had no "
+                             "owner when sampled (closed, TIME_WAIT): folded in here",), context=True))
+        if owners.get((key.host, key.destination)):
+            del groups[key]
 
 
 class ProcessFacts:
@@ -124,7 +142,7 @@ def _finding(ctx: Context, facts: ProcessFacts, group: _Group, hunt_id: str) -> 
     attributed = any(p.attributed for p in pairs) or bool(dns.get("pids"))
     confidence = _confidence(group, attributed)
     techniques = tuple(dict.fromkeys([primary.technique] + [s.technique for s in group.signals.values()
-                                                            if s.weight > 0]))
+                                                            if s.weight > 0 and s.technique]))
     path = (first.process_path if first else None) or dns.get("process_path") or ""
     name = (first.process_name if first else None) or dns.get("process_name") or key.process_identity
     pids = tuple(sorted({pid for p in pairs for pid in p.pids} | set(dns.get("pids") or [])))

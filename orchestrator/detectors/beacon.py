@@ -62,14 +62,18 @@ def beacon_stats(starts: list[float]) -> BeaconStats | None:
         else:
             intervals.append(d)
     q1, q2, q3 = _quartiles(intervals)
-    # As RITA does: a median sitting on a quartile (whole-second sampling) means no measurable skew.
-    skew = 0.0 if q2 in (q1, q3) else (q1 + q3 - 2 * q2) / (q3 - q1)
+    skew = 0.0 if q3 == q1 else (q1 + q3 - 2 * q2) / (q3 - q1)
     mad = statistics.median(abs(d - q2) for d in intervals)
     near = sum(1 for d in intervals if abs(d - q2) <= 0.25 * q2) / len(intervals)
-    skew_score = 1 - min(1.0, abs(skew))
-    mad_score = max(0.0, 1 - mad / (0.5 * q2)) if q2 > 0 else 0.0
+    # Skew only means something when the spread does: with the quartiles within a few tenths of the period,
+    # sampling at whole ticks (5.998 / 6.000 / 6.996 s) swings Bowley's skew between -1 and +1 while the timing
+    # is as regular as a beacon gets. So skew costs in proportion to the spread, fully from an IQR of half the period.
+    spread = min(1.0, (q3 - q1) / (0.5 * q2)) if q2 > 0 else 1.0
+    skew_score = 1 - min(1.0, abs(skew)) * spread
+    # +/-20 % jitter gives a MAD near 10 % of the period, 20 % once sampled at whole ticks; random traffic 60 %+.
+    mad_score = max(0.0, 1 - mad / (0.75 * q2)) if q2 > 0 else 0.0
     # Folding hides missed check-ins, but a series that is mostly gaps is a weaker claim.
-    fold_penalty = 0.5 * folded / len(intervals)
+    fold_penalty = 0.25 * folded / len(intervals)
     score = max(0.0, (skew_score + mad_score + near) / 3 - fold_penalty)
     return BeaconStats(len(starts), q2, mad, skew, near, folded, round(score, 3))
 

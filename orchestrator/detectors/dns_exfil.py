@@ -18,7 +18,7 @@ from typing import ClassVar
 
 import tldextract
 
-from orchestrator.detectors.base import Context
+from orchestrator.detectors.base import Context, endpoint
 from orchestrator.model import PairKey, Signal
 
 MIN_LABEL = 20  # labels shorter than this carry too little data to matter
@@ -145,8 +145,10 @@ class DnsExfil:
         if points < 2.5:
             return None
         server = max(item.servers, key=lambda ip: item.servers[ip]) if item.servers else None
+        # The process's own sockets to those nameservers are this finding's traffic, not another finding.
+        covers = frozenset(endpoint(ip, 53, "udp") for ip in item.servers)
         return Signal(self.name, technique, PairKey(host, identity, domain), points, tuple(facts),
-                      remote_ip=server, remote_port=53 if server else None, domain=domain)
+                      remote_ip=server, remote_port=53 if server else None, domain=domain, covers=covers)
 
 
 def _learned_resolvers(ctx: Context) -> frozenset[str]:

@@ -172,3 +172,38 @@ def test_unattributed_socket_is_reported_with_less_confidence(jsonl) -> None:
     finding = _only(_report(jsonl, {"h1": [orphan]}, ), process_identity="<unknown>")
     assert (finding.technique, finding.risk, finding.confidence) == ("T1571", "Medium", "Low")
     assert finding.pids == () and finding.user == "unknown"
+
+
+def test_beacon_sampled_at_whole_ticks_still_scores() -> None:
+    """As the lab measured: a 5 s +/- 20 % beacon seen by a 1 s sampler gives intervals like 5.998, 6.000, 6.996."""
+    rng = random.Random(11)
+    starts, t = [], 100.0
+    for _ in range(36):
+        t += 5 * rng.uniform(0.8, 1.2)
+        tick = int(t) + 1  # first sample after the connection opened
+        starts.append(tick + rng.uniform(-0.003, 0.003))
+    stats = beacon_stats(starts)
+    assert stats is not None and stats.score >= 0.7, stats
+
+
+def test_orphaned_sockets_fold_into_the_process_talking_to_the_same_destination(jsonl) -> None:
+    beacon = _beacon(5, 0.1, 12, pid=66, process_name="kworkerd", process_path="/tmp/.cache/kworkerd",
+                     remote_ip="203.0.113.66", remote_port=4444)
+    orphans = [connection(pid=None, ppid=None, process_name=None, process_path=None, attributed=False,
+                          remote_ip="203.0.113.66", remote_port=4444, state="TIME_WAIT", local_port=50000 + i)
+               for i in range(5)]
+    report = _report(jsonl, {"h1": beacon + orphans})
+    assert [f.process_path for f in report.findings] == ["/tmp/.cache/kworkerd"]
+    assert any("had no owner when sampled" in line for line in report.findings[0].evidence)
+
+
+def test_dns_exfil_covers_the_processes_own_sockets_to_the_nameserver(jsonl) -> None:
+    rng = random.Random(2)
+    queries = [{"kind": "dns", "pid": 8, "process_name": "dnsupd", "process_path": "/var/tmp/dnsupd",
+                "query": "".join(rng.choices("abcdefghijklmnopqrstuvwxyz234567", k=50)) + f".{i}.t.evil.example",
+                "server_ip": "198.51.100.53", "timestamp": at(i)} for i in range(20)]
+    socket_row = connection(pid=8, process_name="dnsupd", process_path="/var/tmp/dnsupd", protocol="udp",
+                            remote_ip="198.51.100.53", remote_port=53, state="NONE")
+    report = _report(jsonl, {"h1": [*queries, socket_row]})
+    assert [(f.destination, f.technique) for f in report.findings] == [("evil.example", "T1048.003")]
+    assert any(line.startswith("[odd_path") for line in report.findings[0].evidence)
