@@ -102,7 +102,7 @@ def read_evtx(path: Path, *, skip_bad: bool = False, on_skip: OnSkip = None) -> 
             break
         except (RuntimeError, OSError, ValueError) as exc:
             # The parser reports a damaged chunk and carries on with the next one, so skipping loses that chunk only.
-            bad(f"{path}", f"EVTX: {_one_line(exc)}" + ("" if skip_bad else " (--skip-bad reads the other chunks)"))
+            bad(f"{path}", f"EVTX: {_one_line(exc)}" + ("" if skip_bad else " (--skip-bad reads the rest)"))
             continue
         read_any = True
         where = f"{path}: record {item.get('event_record_id')}"
@@ -188,11 +188,15 @@ def _event_data(value: Any) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
         raise SchemaError("'EventData' must be an object")
     items = value.get("Data")
-    if isinstance(items, list):  # <Data Name="..."> elements left as a list (events rendered without a template)
+    if isinstance(items, list):
+        # <Data Name="..."> elements left as a list: {"#attributes": {"Name"}, "#text"} from the evtx crate, or
+        # {"Name", "Value"} from Velociraptor, when they could not fold them into one object
         flat = {}
         for item in items:
             if isinstance(item, Mapping) and isinstance(item.get("#attributes"), Mapping):
                 flat[str(item["#attributes"].get("Name"))] = item.get("#text")
+            elif isinstance(item, Mapping) and "Name" in item:
+                flat[str(item["Name"])] = item.get("Value")
         return flat
     return value
 

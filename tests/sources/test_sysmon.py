@@ -4,8 +4,9 @@ No Windows here, so the JSON fixtures are written in the shapes the tools write,
 on a real Sysmon log (the `evtx` package's records_json(), and Velociraptor 0.77's parse_evtx() and
 Windows.EventLogs.EvtxHunter query): ``{"Event": {"System": {..."#attributes"...}, "EventData": ...}}`` (evtx_dump
 -o jsonl), ``{"System": {"EventID": {"Value": 3}, "TimeCreated": {"SystemTime": <epoch>}}, "EventData": ...}``
-(parse_evtx) and the flattened EvtxHunter row. An .evtx binary cannot be produced here: the EVTX path is tested on
-broken files, and on a real Sysmon log when CONNHUNT_SYSMON_EVTX names one.
+(parse_evtx) and the flattened EvtxHunter row. The .evtx tests write the same events as an EVTX file
+(tests/sources/evtx_writer.py) that the `evtx` package parses to exactly the JSON it gives for a real Sysmon log;
+CONNHUNT_SYSMON_EVTX runs one more test on a real log.
 """
 
 from __future__ import annotations
@@ -144,3 +145,69 @@ def test_real_sysmon_evtx() -> None:
         assert row["os"] == "windows" and row["source"] == "sysmon" and row["remote_ip"] and row["host"]
         assert row["process_identity"] == (row["process_path"] or "").lower() or row["process_path"] is None
     assert all(message.startswith(f"{path}") for message in skipped)
+
+
+# --- .evtx files written by tests/sources/evtx_writer.py, read by the `evtx` package as connhunt reads any log ----
+
+
+def evtx_from_fixture(path: Path) -> bytes:
+    """The events of a JSON fixture as an EVTX file, each value with the type Sysmon's manifest gives it."""
+    import json
+
+    from tests.sources.evtx_writer import BOOL, UINT16, UINT32, Typed, sysmon_event, write_evtx
+
+    types = {"ProcessId": UINT32, "SourcePort": UINT16, "DestinationPort": UINT16}
+    events = []
+    for line in path.read_text().splitlines():
+        event = json.loads(line)["Event"]
+        system = event["System"]
+        logged = utc(system["TimeCreated"]["#attributes"]["SystemTime"].removesuffix("Z"))
+        data = [(name, Typed(BOOL, value) if isinstance(value, bool)
+                 else Typed(types[name], value) if name in types else value)
+                for name, value in event["EventData"].items()]
+        record_id = system["EventRecordID"]
+        events.append((record_id, logged, sysmon_event(system["EventID"], record_id, system["Computer"], logged,
+                                                       data)))
+    return write_evtx(events)
+
+
+@pytest.fixture
+def sysmon_evtx(tmp_path: Path) -> Path:
+    path = tmp_path / "Microsoft-Windows-Sysmon%4Operational.evtx"
+    path.write_bytes(evtx_from_fixture(DATA / "sysmon_evtx_dump.jsonl"))
+    return path
+
+
+def test_evtx_file_reads_to_the_same_rows_as_its_json_export(sysmon_evtx: Path) -> None:
+    name, records = read(sysmon_evtx)
+    assert name == "sysmon"
+    assert records == read(DATA / "sysmon_evtx_dump.jsonl")[1]
+    assert rows(records, "connection")[0] == planted("sysmon_evtx_dump.jsonl")
+
+
+def test_score_evtx_finds_the_planted_connection(sysmon_evtx: Path) -> None:
+    document = score_json(sysmon_evtx)
+    top = document["findings"][0]
+    assert (top["host"], top["process_identity"], top["remote_ip"], top["remote_port"]) == (
+        "WS-7.corp.example", "c:\\users\\public\\x.exe", "203.0.113.5", 4444)
+    assert document["hunt"]["sources"] == [f"sysmon:{sysmon_evtx}"]
+
+
+def test_cut_evtx_is_an_error_that_says_events_are_lost(sysmon_evtx: Path, tmp_path: Path) -> None:
+    cut = tmp_path / "cut.evtx"
+    cut.write_bytes(sysmon_evtx.read_bytes()[: 4096 + 30000])
+    error = one_line_error(run_connhunt("score", str(cut)), f"{cut}: ")
+    assert "EVTX file is truncated: it ends inside chunk 1" in error
+
+
+def test_damaged_evtx_record_names_the_file(sysmon_evtx: Path, tmp_path: Path) -> None:
+    data = bytearray(sysmon_evtx.read_bytes())
+    second = data.index(b"\x2a\x2a\x00\x00", 4096 + 512 + 8)  # the second record
+    data[second + 40: second + 60] = b"\xff" * 20  # inside its template instance
+    damaged = tmp_path / "damaged.evtx"
+    damaged.write_bytes(bytes(data))
+    result = run_connhunt("score", str(damaged))
+    one_line_error(result, f"{damaged}")
+    result = run_connhunt("score", str(damaged), "--skip-bad", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    assert "skipped" in result.stderr
