@@ -141,3 +141,60 @@ def test_monitor_reports_a_connection_opening_and_closing(velociraptor_binary: P
     assert closed["first_seen"] == opened["first_seen"] and closed["last_seen"] >= opened["first_seen"]
     assert closed["collected_at"] > opened["collected_at"]
     assert closed["remote_port"] == conn.port and closed["process_path"] == PYTHON
+
+
+def _evtx_writer():
+    """tests/sources/evtx_writer.py (Sysmon-shaped EVTX files for tests), loaded by path; skip when absent."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "sources" / "evtx_writer.py"
+    if not path.is_file():
+        pytest.skip("tests/sources/evtx_writer.py is not there to write Sysmon EVTX files")
+    spec = importlib.util.spec_from_file_location("connhunt_evtx_writer", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_sysmon_artifact_reads_event_3_and_22(velociraptor_binary: Path, tmp_path: Path) -> None:
+    """The Windows-only artifact's queries, run here on Sysmon EVTX files written for the test."""
+    w = _evtx_writer()
+    logged = w.utc("2026-11-20T10:00:00")
+    image = r"C:\Users\bob\AppData\Local\Temp\updater.exe"
+    net = [("ProcessGuid", "{1}"), ("Protocol", "tcp"), ("SourceIsIpv6", "false"), ("DestinationIsIpv6", "false")]
+    events = {
+        "outbound": w.sysmon_event(3, 1, "WS01", logged, [
+            ("UtcTime", "2026-11-20 10:00:00.123"), ("ProcessId", "4242"), ("Image", image), ("User", r"CORP\bob"),
+            *net, ("Initiated", "true"), ("SourceIp", "10.0.0.5"), ("SourcePort", "50123"),
+            ("DestinationIp", "203.0.113.50"), ("DestinationHostname", "c2.example"), ("DestinationPort", "4444")]),
+        "inbound": w.sysmon_event(3, 2, "WS01", logged, [
+            ("UtcTime", "2026-11-20 10:00:02.000"), ("ProcessId", "4"), ("Image", "System"), ("User", "SYSTEM"),
+            *net, ("Initiated", "false"), ("SourceIp", "10.0.0.9"), ("SourcePort", "40000"),
+            ("DestinationIp", "10.0.0.5"), ("DestinationPort", "445")]),
+        "dns": w.sysmon_event(22, 3, "WS01", logged, [
+            ("UtcTime", "2026-11-20 10:00:01.000"), ("ProcessGuid", "{1}"), ("ProcessId", "4242"),
+            ("QueryName", "c2.example"), ("QueryStatus", "0"),
+            ("QueryResults", "type:  5 cdn.c2.example;::ffff:203.0.113.50;"), ("Image", image)]),
+    }
+    for name, event in events.items():  # one file per event: the glob reads them all
+        (tmp_path / f"{name}.evtx").write_bytes(w.write_evtx([(1, logged, event)]))
+
+    def collect(*args: str) -> list[dict]:
+        proc = subprocess.run(
+            [str(velociraptor_binary), "--definitions", str(artifacts_dir("velociraptor")), "artifacts", "collect",
+             "Custom.Connhunt.Windows.SysmonNetwork", "--args", f"EvtxGlob={tmp_path}/*.evtx", *args,
+             "--format", "jsonl"], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+        return [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+
+    rows = collect()
+    conns = sorted((r for r in rows if r["_Source"].endswith("/Connections")), key=lambda r: r["pid"])
+    dns = [r for r in rows if r["_Source"].endswith("/DNS")]
+    assert [(c["pid"], c["local_port"], c["remote_ip"], c["remote_port"]) for c in conns] == [
+        (4, 445, "10.0.0.9", 40000), (4242, 50123, "203.0.113.50", 4444)]  # inbound: the peer is the source
+    assert conns[1]["process_name"] == "updater.exe" and conns[1]["remote_hostname"] == "c2.example"
+    assert conns[1]["first_seen"] == 1795168800 and conns[1]["source"] == "sysmon"
+    assert [(d["query"], d["answers"], d["response_code"]) for d in dns] == [
+        ("c2.example", ["cdn.c2.example", "::ffff:203.0.113.50"], "NOERROR")]
+    assert collect("--args", "DateAfter=2026-11-21") == []
+    assert len(collect("--args", "DateBefore=2026-11-21", "--args", "IncludeInbound=N")) == 2
