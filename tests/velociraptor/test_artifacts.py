@@ -180,11 +180,12 @@ def test_sysmon_artifact_reads_event_3_and_22(velociraptor_binary: Path, tmp_pat
     for name, event in events.items():  # one file per event: the glob reads them all
         (tmp_path / f"{name}.evtx").write_bytes(w.write_evtx([(1, logged, event)]))
 
-    def collect(*args: str) -> list[dict]:
+    def collect(*args: str, artifact: str = "Custom.Connhunt.Windows.SysmonNetwork",
+                glob_param: str = "EvtxGlob") -> list[dict]:
         proc = subprocess.run(
             [str(velociraptor_binary), "--definitions", str(artifacts_dir("velociraptor")), "artifacts", "collect",
-             "Custom.Connhunt.Windows.SysmonNetwork", "--args", f"EvtxGlob={tmp_path}/*.evtx", *args,
-             "--format", "jsonl"], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+             artifact, "--args", f"{glob_param}={tmp_path}/*.evtx", *args, "--format", "jsonl"],
+            capture_output=True, text=True, timeout=120, cwd=tmp_path)
         return [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
 
     rows = collect()
@@ -198,3 +199,8 @@ def test_sysmon_artifact_reads_event_3_and_22(velociraptor_binary: Path, tmp_pat
         ("c2.example", ["cdn.c2.example", "::ffff:203.0.113.50"], "NOERROR")]
     assert collect("--args", "DateAfter=2026-11-21") == []
     assert len(collect("--args", "DateBefore=2026-11-21", "--args", "IncludeInbound=N")) == 2
+    # Custom.Connhunt.DNS reuses the Sysmon DNS source (its WMI cache source needs Windows).
+    from_dns = [r for r in collect(artifact="Custom.Connhunt.DNS", glob_param="SysmonEvtxGlob")
+                if r["_Source"].endswith("/WindowsSysmon")]
+    assert [{k: v for k, v in r.items() if k not in ("_Source", "collected_at")} for r in from_dns] == [
+        {k: v for k, v in r.items() if k not in ("_Source", "collected_at")} for r in dns]
