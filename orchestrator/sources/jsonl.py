@@ -34,6 +34,8 @@ def read_jsonl(path: Path, *, skip_bad: bool = False, on_skip: Callable[[str], N
     seen_any = False
     with handle:
         for number, raw in enumerate(handle, start=1):
+            if number == 1:
+                raw = raw.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 BOM, as Windows editors and PowerShell write
             if not raw.strip():
                 continue
             seen_any = True

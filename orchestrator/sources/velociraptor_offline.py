@@ -6,13 +6,13 @@ offsets, not rows), ``client_info.json`` (the endpoint's Hostname, HostID, OS), 
 Windows.Network.NetstatEnriched are mapped here. Rows of any other artifact are counted in a health row, not read.
 
 `velociraptor artifacts collect` runs every source of an artifact whatever its precondition, so
-Custom.Connhunt.Netstat's Linux, Windows and MacOS sources hold the same rows: identical rows of one artifact are
-read once.
+Custom.Connhunt.Netstat's Linux, Windows and MacOS sources each hold the same sockets: only the source of the
+endpoint's OS (client_info.json) is read, and a member byte-identical to one already read (same size and CRC-32)
+is skipped. Both are said in health rows.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import zipfile
 import zlib
@@ -26,6 +26,9 @@ from orchestrator.schema import SchemaError, normalise_connection, normalise_dns
 from orchestrator.sources.base import BadInput, Health, OnSkip, Record, as_bool, blank_to_none, json_lines
 
 SOURCE = "velociraptor"
+# Artifacts with one source per OS (Custom.Connhunt.Netstat), and client_info.json's OS -> that source's name.
+_PER_OS_ARTIFACTS = {"Custom.Connhunt.Netstat"}
+_OS_SOURCES = {"linux": "Linux", "windows": "Windows", "darwin": "MacOS"}
 ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
 
 Mapper = Callable[[Mapping[str, Any], "Context"], Record | None]
@@ -62,9 +65,21 @@ def read_velociraptor_zip(path: Path, *, skip_bad: bool = False, on_skip: OnSkip
         if any(info.flag_bits & 0x1 for info in archive.infolist()):
             raise InputError(f"{path}: the zip is password-protected: extract it with the password first")
         context = _context(archive, path, health)
-        seen: set[bytes] = set()
+        read_members: set[tuple[str, int, int]] = set()
         for name in results:
-            yield from _read_member(archive, path, name, context, bad, seen)
+            artifact, source = _result_name(name) or ("", "")
+            info = archive.getinfo(name)
+            own_source = _OS_SOURCES.get(str(context.os or "").lower())
+            if artifact in _PER_OS_ARTIFACTS and own_source and source in _OS_SOURCES.values() and source != own_source:
+                if info.file_size:
+                    health.note(context.host, "other_os_source", f"{artifact} sources for other OSes than "
+                                f"{context.os} not read (the same sockets, collected once per source)")
+                continue
+            if info.file_size and (artifact, info.CRC, info.file_size) in read_members:
+                health.note(context.host, "duplicate_source", f"sources of {artifact} identical to one already read")
+                continue
+            read_members.add((artifact, info.CRC, info.file_size))
+            yield from _read_member(archive, path, name, context, bad)
         _note_log_errors(archive, path, context)
     yield from health.records()
 
@@ -102,8 +117,8 @@ def _context(archive: zipfile.ZipFile, path: Path, health: Health) -> Context:
     return context
 
 
-def _read_member(archive: zipfile.ZipFile, path: Path, name: str, context: Context, bad: BadInput,
-                 seen: set[bytes]) -> Iterator[Record]:
+def _read_member(archive: zipfile.ZipFile, path: Path, name: str, context: Context,
+                 bad: BadInput) -> Iterator[Record]:
     artifact, source = _result_name(name) or ("", "")
     mapper = _mapper(artifact, source)
     if mapper is None:
@@ -111,7 +126,6 @@ def _read_member(archive: zipfile.ZipFile, path: Path, name: str, context: Conte
             context.health.note(context.host, "unknown_artifact",
                                 f"rows of artifact {artifact} not read: connhunt does not know its columns")
         return
-    duplicates = 0
     try:
         with archive.open(name) as handle:
             for number, row, reason in json_lines(handle):
@@ -122,13 +136,6 @@ def _read_member(archive: zipfile.ZipFile, path: Path, name: str, context: Conte
                 if not isinstance(row, Mapping):
                     bad(where, f"expected a JSON object, got {type(row).__name__}")
                     continue
-                # 16 bytes per row read, so the check stays small next to the rows themselves.
-                key = hashlib.blake2b(artifact.encode() + b"\0" + json.dumps(row, sort_keys=True).encode(),
-                                      digest_size=16).digest()
-                if key in seen:
-                    duplicates += 1
-                    continue
-                seen.add(key)
                 try:
                     record = mapper(row, context)
                 except SchemaError as exc:
@@ -138,9 +145,6 @@ def _read_member(archive: zipfile.ZipFile, path: Path, name: str, context: Conte
                     yield record
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
         raise InputError(f"{path}!{name}: cannot read this member (truncated or damaged zip?): {exc}") from None
-    if duplicates:
-        context.health.note(context.host, "duplicate_rows",
-                            f"identical rows in several sources of {artifact} read once", duplicates)
 
 
 def _note_log_errors(archive: zipfile.ZipFile, path: Path, context: Context) -> None:

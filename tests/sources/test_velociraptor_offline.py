@@ -77,8 +77,17 @@ def test_connhunt_netstat_rows_and_host_from_client_info(tmp_path: Path) -> None
         "remote_ip": "203.0.113.5", "remote_port": 4444, "state": "ESTABLISHED",
         "first_seen": utc("2026-11-23T01:00:00"), "last_seen": utc("2026-11-23T01:00:00"), "observations": 1,
         "remote_hostname": None, "attributed": True}]
-    # `artifacts collect` runs all three OS sources: the same row three times is one observation
-    assert health(records) == {"duplicate_rows": 2}
+    # `artifacts collect` runs all three OS sources: only the endpoint's own (client_info.json OS linux) is read
+    assert health(records) == {"other_os_source": 2}
+
+
+def test_identical_sources_are_read_once_when_the_os_is_unknown(tmp_path: Path) -> None:
+    row = schema_row()
+    path = make_zip(tmp_path / "web-2.zip", {f"Custom.Connhunt.Netstat/{s}": [row] for s in ("Linux", "Windows")},
+                    client_info=None)
+    name, records = read(path)
+    assert len(rows(records, "connection")) == 1
+    assert health(records) == {"duplicate_source": 1, "host_from_file_name": 1}
 
 
 def test_score_finds_the_planted_connection(tmp_path: Path) -> None:
@@ -159,10 +168,14 @@ def test_stock_windows_netstat_enriched(tmp_path: Path) -> None:
 
 def test_unknown_artifact_and_no_client_info(tmp_path: Path) -> None:
     path = make_zip(tmp_path / "host-9.zip", {"Custom.Connhunt.Netstat/Linux": [schema_row(host=None, host_id=None)],
+                                              "Custom.Connhunt.Monitor": [schema_row(host=None, host_id=None,
+                                                                                     local_port=41002,
+                                                                                     event="opened")],
                                               "Generic.Client.Info/BasicInformation": [{"Name": "x"}]},
                     client_info=None)
     name, records = read(path)
-    assert [(r["host"], r["host_id"]) for r in rows(records, "connection")] == [("host-9", "host-9")]
+    assert [(r["host"], r["host_id"], r["local_port"]) for r in rows(records, "connection")] == [
+        ("host-9", "host-9", 41000), ("host-9", "host-9", 41002)]
     assert health(records) == {"host_from_file_name": 1, "unknown_artifact": 1}
 
 
@@ -266,8 +279,8 @@ def test_real_collection_reads_back_this_process_connection(real_collection) -> 
             "local_ip": "127.0.0.1", "remote_ip": "127.0.0.1", "state": "ESTABLISHED", "observations": 1,
             "attributed": True}
         assert row["first_seen"] is not None and row["process_start"] is not None
-    # Linux, Windows and MacOS sources all ran (local collect ignores source preconditions): read once
-    assert health(records).get("duplicate_rows", 0) > 0
+    # Linux, Windows and MacOS sources all ran (local collect ignores source preconditions): Linux's is read
+    assert health(records)["other_os_source"] == 2
     assert len({(r["pid"], r["local_port"], r["remote_ip"], r["remote_port"]) for r in rows(records, "connection")}) \
         == len(rows(records, "connection"))
 
