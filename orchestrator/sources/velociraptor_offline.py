@@ -94,16 +94,19 @@ def _result_name(member: str) -> tuple[str, str] | None:
     return artifact, source
 
 
-def _load_json(archive: zipfile.ZipFile, name: str) -> Any:
+def _load_json(archive: zipfile.ZipFile, path: Path, name: str) -> Any:
+    """A metadata member, or None when it is absent or not JSON (the rows can still be read without it)."""
     try:
         return json.loads(archive.read(name))
     except (KeyError, ValueError):
         return None
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+        raise InputError(f"{path}!{name}: cannot read this member (truncated or damaged zip?): {exc}") from None
 
 
 def _context(archive: zipfile.ZipFile, path: Path, health: Health) -> Context:
-    info = _load_json(archive, "client_info.json")
-    collection = _load_json(archive, "collection_context.json")
+    info = _load_json(archive, path, "client_info.json")
+    collection = _load_json(archive, path, "collection_context.json")
     collected_at = collection.get("create_time") if isinstance(collection, Mapping) else None
     if isinstance(info, Mapping) and info.get("Hostname"):
         host = str(info["Hostname"])
@@ -111,6 +114,7 @@ def _context(archive: zipfile.ZipFile, path: Path, health: Health) -> Context:
     else:
         context = Context(path.stem, path.stem, None, collected_at, health)
         health.note(path.stem, "host_from_file_name", f"no client_info.json: host {path.stem!r} is the zip's name")
+    # ArtifactCollectorContext.State: 2 is FINISHED; 3 ERROR, and the others mean it never completed.
     if isinstance(collection, Mapping) and collection.get("state") not in (None, 2, "FINISHED"):
         status = collection.get("status") or f"state {collection.get('state')}"
         health.note(context.host, "collection_incomplete", f"the collection did not finish: {status}")

@@ -294,3 +294,19 @@ def test_real_collection_scores_and_truncated_copy_fails_cleanly(real_collection
     cut = truncate(path, tmp_path / "collection-cut.zip")
     error = one_line_error(run_connhunt("score", str(cut)), str(cut))
     assert "truncated or damaged" in error
+
+
+def test_damaged_member_names_zip_and_member(tmp_path: Path) -> None:
+    path = make_zip(tmp_path / "web-2.zip", {"Custom.Connhunt.Netstat/Linux": [
+        schema_row(local_port=40000 + i, command_line=os.urandom(30).hex()) for i in range(200)]})
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo("results/Custom.Connhunt.Netstat%2FLinux.json")
+    middle = info.header_offset + 30 + len(info.filename) + info.compress_size // 2
+    data[middle: middle + 16] = bytes(b ^ 0xFF for b in data[middle: middle + 16])
+    path.write_bytes(bytes(data))
+    member = f"{path}!results/Custom.Connhunt.Netstat%2FLinux.json"
+    # the damaged bytes inflate to garbage lines first; the CRC-32 check at the member's end catches the rest
+    one_line_error(run_connhunt("score", str(path)), member)
+    error = one_line_error(run_connhunt("score", str(path), "--skip-bad"), member)
+    assert "truncated or damaged" in error
