@@ -154,6 +154,14 @@ def run(binary: Path, *args: str, timeout: float = 120, check: bool = True) -> s
     return proc
 
 
+def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    """Signal the session started for ``proc`` (start_new_session: its group id is its pid)."""
+    try:
+        os.killpg(proc.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 @dataclass
 class Velociraptor:
     """A running loopback deployment: what tests need to talk to it."""
@@ -215,12 +223,14 @@ class Velociraptor:
         proc = self.procs.pop(name, None)
         if proc is None or proc.poll() is not None:
             return
-        proc.send_signal(signal.SIGTERM)
+        # The frontend runs a child process of its own: signal the process group we created for it.
+        _signal_group(proc, signal.SIGTERM)
         try:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            _signal_group(proc, signal.SIGKILL)
             proc.wait(10)
+        _signal_group(proc, signal.SIGKILL)  # any child that outlived its parent
 
     def stop_all(self) -> None:
         # client first so it does not spin reconnecting to a dead server
