@@ -15,7 +15,7 @@ answers' IP addresses; CNAME and other non-address entries (``type: N name``) ar
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -245,13 +245,17 @@ def _dns(data: Mapping[str, Any], host: str, logged: Any) -> Record:
 
 def query_answers(text: str) -> list[str]:
     """The IP addresses of a Windows DNS client QueryResults string; ``type: N name`` entries (CNAME...) dropped."""
+    return ip_answers(entry for entry in text.split(";") if not entry.strip().lower().startswith("type:"))
+
+
+def ip_answers(entries: Iterable[Any]) -> list[str]:
+    """The entries that are IP addresses, in canonical form (``::ffff:192.0.2.7`` is 192.0.2.7)."""
     answers = []
-    for entry in text.split(";"):
-        entry = entry.strip()
-        if not entry or entry.lower().startswith("type:"):
-            continue
+    for entry in entries:
         try:
-            answers.append(canonical_ip(entry))
+            answer = canonical_ip(str(entry).strip()) if entry is not None else ""
         except SchemaError:
             continue  # a name where an address was expected: not an answer connhunt can match on
+        if answer:
+            answers.append(answer)
     return answers

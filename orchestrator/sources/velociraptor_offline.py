@@ -24,6 +24,7 @@ from urllib.parse import unquote
 from orchestrator.errors import InputError
 from orchestrator.schema import SchemaError, normalise_connection, normalise_dns, parse_time
 from orchestrator.sources.base import BadInput, Health, OnSkip, Record, as_bool, blank_to_none, json_lines
+from orchestrator.sources.sysmon import ip_answers
 
 SOURCE = "velociraptor"
 # Artifacts with one source per OS (Custom.Connhunt.Netstat), and client_info.json's OS -> that source's name.
@@ -179,6 +180,13 @@ def _schema_connection(row: Mapping[str, Any], context: Context) -> Record | Non
 def _schema_dns(row: Mapping[str, Any], context: Context) -> Record | None:
     record = {**context.defaults(), **blank_to_none(dict(row))}
     record["source"] = SOURCE if row.get("source") in (None, "", "velociraptor") else row["source"]
+    answers = record.get("answers")
+    if isinstance(answers, list):
+        if record["source"] == "sysmon":
+            # The artifact splits QueryResults but keeps CNAME names and ::ffff: prefixes: read as sysmon.py does.
+            record["answers"] = ip_answers(answers)
+        else:  # addresses in canonical form, so that they match connections' remote_ip; names kept
+            record["answers"] = [(ip_answers([a]) or [a])[0] for a in answers if a not in (None, "")]
     return "dns", normalise_dns(record)
 
 

@@ -120,9 +120,11 @@ def test_sysmon_and_dns_artifacts(tmp_path: Path) -> None:
     connection = rows(records, "connection")[0]
     assert (connection["host"], connection["source"], connection["process_identity"], connection["os"]) == (
         "WS-7", "sysmon", "c:\\users\\public\\x.exe", "windows")
-    assert [(d["source"], d["pid"], d["query"], d["timestamp"]) for d in rows(records, "dns")] == [
-        ("sysmon", 5120, "update.bad.example", utc("2026-11-23T00:59:59")),
-        ("velociraptor", None, "update.bad.example", utc("2026-11-23T00:59:59"))]
+    # the Sysmon rows' answers read as sysmon.py reads QueryResults: addresses only, canonical
+    assert [(d["source"], d["pid"], d["query"], d["answers"], d["timestamp"]) for d in rows(records, "dns")] == [
+        ("sysmon", 5120, "update.bad.example", ["203.0.113.5"], utc("2026-11-23T00:59:59")),
+        ("velociraptor", None, "update.bad.example", ["cdn.bad.example", "203.0.113.5"],
+         utc("2026-11-23T00:59:59"))]
 
 
 def test_stock_linux_netstat(tmp_path: Path) -> None:
