@@ -88,6 +88,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=HERE / "results.json")
     args = parser.parse_args()
 
+    load_before = list(os.getloadavg())
     with start_farm(args.connections) as farm:
         established = sum(1 for c in psutil.net_connections(kind="tcp")
                           if c.status == psutil.CONN_ESTABLISHED and farm.port in (c.laddr.port, c.raddr.port))
@@ -125,17 +126,21 @@ def main() -> int:
         "runs": args.runs,
         "median_ms": {name: round(value, 1) for name, value in medians.items()},
         "ratio_vs_ss": {name: round(value / ss, 2) for name, value in medians.items()},
+        "min_ms": {name: round(min(values), 1) for name, values in timings.items()},
         "median_cpu_ms": {name: round(value, 1) for name, value in cpu_medians.items()},
         "cpu_ratio_vs_ss": {name: round(value / ss_cpu, 2) for name, value in cpu_medians.items()},
         "all_ms": {name: [round(v, 1) for v in values] for name, values in timings.items()},
+        # Other work on the machine inflates wall times; the load average says how busy it was.
+        "load_average_before_after": [load_before, list(os.getloadavg())],
         "machine": {"cpus": os.cpu_count(), "kernel": platform.release(), "python": platform.python_version(),
                     "psutil": psutil.__version__, "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
     }
     print(f"{established} established sockets on the farm port ({total_sockets} TCP sockets in the table); "
           f"median of {args.runs} runs, alternating order")
     for name, value in medians.items():
-        print(f"  {name:18s} wall {value:7.1f} ms (x{value / ss:4.2f} ss)   cpu {cpu_medians[name]:7.1f} ms "
-              f"(x{cpu_medians[name] / ss_cpu:4.2f} ss)")
+        print(f"  {name:18s} wall {value:7.1f} ms (x{value / ss:4.2f} ss, min {min(timings[name]):6.1f})   "
+              f"cpu {cpu_medians[name]:7.1f} ms (x{cpu_medians[name] / ss_cpu:4.2f} ss)")
+    print(f"load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f} ({os.cpu_count()} CPUs)")
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out}")
     return 0
