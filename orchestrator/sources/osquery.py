@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from orchestrator.errors import InputError
 from orchestrator.schema import SchemaError, normalise_connection, normalise_dns
@@ -125,7 +125,7 @@ def read_osqueryi_json(path: Path, *, skip_bad: bool = False, on_skip: OnSkip = 
     yield from health.records()
 
 
-def _open(path: Path):  # noqa: ANN202 - a binary file handle
+def _open(path: Path) -> BinaryIO:
     if path.is_dir():
         raise InputError(f"{path}: is a directory, expected an osquery results file")
     try:

@@ -159,3 +159,22 @@ def test_json_array_items_empty_and_pretty() -> None:
     assert list(json_array_items(io.BytesIO(b"[\n\n]\n"))) == []
     pretty = json.dumps([{"pid": "1"}, {"pid": "2"}], indent=2).encode()  # osqueryi --json_pretty
     assert [item for _, item in json_array_items(io.BytesIO(pretty), chunk_size=5)] == [{"pid": "1"}, {"pid": "2"}]
+
+
+def test_pack_dns_lookups(tmp_path: Path) -> None:
+    """connhunt_dns_lookups_windows rows: dns_lookup_events.response is QueryResults text, read to addresses."""
+    line = {"name": "pack_connhunt_connhunt_dns_lookups_windows", "hostIdentifier": "WS-7", "calendarTime": "x",
+            "unixTime": 1795395600, "epoch": 0, "counter": 3, "numerics": False,
+            "columns": {"host": "WS-7", "host_id": "uuid-7", "collected_at": "1795395600", "source": "osquery",
+                        "pid": "5120", "process_path": "C:\\Users\\Public\\x.exe", "query": "Update.Bad.Example.",
+                        "qtype": "A", "answers": "type:  5 cdn.bad.example;::ffff:203.0.113.5;",
+                        "response_code": "0", "timestamp": "1795395599"},
+            "action": "added"}
+    path = tmp_path / "osqueryd.results.log"
+    path.write_text(json.dumps(line) + "\n")
+    name, records = read(path)
+    assert rows(records, "dns") == [{
+        "host": "WS-7", "host_id": "uuid-7", "collected_at": utc("2026-11-23T01:00:00"), "source": "osquery",
+        "pid": 5120, "process_name": None, "process_path": "C:\\Users\\Public\\x.exe",
+        "process_identity": "c:\\users\\public\\x.exe", "query": "update.bad.example", "qtype": "A",
+        "answers": ["203.0.113.5"], "response_code": "0", "server_ip": None, "timestamp": utc("2026-11-23T00:59:59")}]
