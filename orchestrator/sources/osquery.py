@@ -94,7 +94,7 @@ def read_osquery_log(path: Path, *, skip_bad: bool = False, on_skip: OnSkip = No
 
 
 def read_osqueryi_json(path: Path, *, skip_bad: bool = False, on_skip: OnSkip = None) -> Iterator[Record]:
-    """Yield (kind, schema row) for each row of the JSON array `osqueryi --json` prints; host is the file stem."""
+    """Yield (kind, schema row) for each row of the JSON array `osqueryi --json` prints (streamed, item by item)."""
     bad = BadInput(skip_bad, on_skip)
     health = Health(SOURCE)
     stem = path.stem
