@@ -184,7 +184,9 @@ def collect(
 @app.command("score")
 @reports_errors
 def score_files(
-    files: Annotated[list[Path], typer.Argument(help="JSONL files (one per host, or a fleet export).")],
+    files: Annotated[list[Path], typer.Argument(help="connhunt JSONL, osquery results (log or osqueryi --json), "
+                                                     "Sysmon 3/22 (EVTX or JSON export), or a Velociraptor "
+                                                     "collection zip; the format is read from the content.")],
     fmt: FormatOpt = Format.text,
     min_risk: MinRiskOpt = Risk.medium,
     fail_on: FailOnOpt = None,
@@ -193,9 +195,9 @@ def score_files(
                                                               "stopping.")] = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Score saved observations; several files are several hosts, scored as one fleet.
+    """Score data already collected; several files are several hosts, scored as one fleet.
 
-    Example: connhunt score web1.jsonl web2.jsonl db1.jsonl --format json
+    Example: connhunt score web1.jsonl Collection-web2.zip osqueryd.results.log Sysmon.evtx --format json
     """
     cfg = load_config(config)
     store = Store()
