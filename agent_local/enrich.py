@@ -183,6 +183,7 @@ class PsutilFacts:
             try:
                 parent = psutil.Process(ppid)
                 parent_name = parent.name()
+                # Separately: a parent owned by another user often shows its name but not its exe.
                 parent_path = parent.exe() or None
             except (psutil.Error, OSError):
                 pass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 from agent_local import netfiles, procfs
@@ -34,19 +35,30 @@ class ProcfsSnapshotter:
     def take(self) -> Snapshot:
         taken_at = time.time()
         keep = self.include_listening
-        rows, missing = self._tables.read()
-        udp_all, missing_udp = self._udp.read()
+        # Reading the socket tables is kernel time that releases the GIL: a second thread reads them while this
+        # one walks /proc, so on two or more cores the two costs overlap instead of adding up.
+        raw: dict[str, dict[str, bytes | None]] = {}
+        reader = threading.Thread(target=lambda: raw.update(tables=self._tables.fetch(), udp=self._udp.fetch()),
+                                  name="agent_local-tables")
+        reader.start()
+        try:
+            scan = self.owners.scan(None, None)
+        finally:
+            reader.join()
+        rows, missing = self._tables.parse(raw["tables"])
+        udp_all, missing_udp = self._udp.parse(raw["udp"])
         rows.extend(udp_all if keep or not self.track_udp else (row for row in udp_all if row.remote_port))
         missing.extend(missing_udp)
 
-        wanted = {row[7] for row in rows}  # inodes
+        alive = {row[7] for row in rows}  # inodes
         if self.track_udp:
-            wanted.update(row[7] for row in udp_all)
-        wanted.discard(0)
-        scan = self.owners.scan(wanted, wanted)
+            alive.update(row[7] for row in udp_all)
+        self.owners.confirm(scan, alive)
         owners = scan.owners
+        # Facts only for processes that hold a socket we report (not for every process with a listening socket).
+        owning = {owners.get(inode) for inode in alive}
         facts_of: dict[int, ProcessFacts | None] = {
-            pid: self.facts.get(pid, stat) for pid, stat in scan.stats.items()
+            pid: self.facts.get(pid, stat) for pid, stat in scan.stats.items() if pid in owning
         }
         unseen = HIDDEN if scan.denied else EXITED
         observations: list[Observation] = []

@@ -172,10 +172,18 @@ class SocketTables:
 
     def read(self) -> tuple[list[SocketRow], list[str]]:
         """All rows of the tables, and the names of tables that could not be read."""
+        return self.parse(self.fetch())
+
+    def fetch(self) -> dict[str, bytes | None]:
+        """The raw tables (mostly kernel time, which another thread can overlap with other work)."""
+        return {name: read_table(name, self.root) for name, _protocol, _family in self.tables}
+
+    def parse(self, raw: dict[str, bytes | None]) -> tuple[list[SocketRow], list[str]]:
+        """Rows of what ``fetch`` returned, and the names of tables that could not be read."""
         rows: list[SocketRow] = []
         missing: list[str] = []
         for name, protocol, _family in self.tables:
-            data = read_table(name, self.root)
+            data = raw.get(name)
             if data is None:
                 missing.append(name)
                 continue

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
 PROC = "/proc"
@@ -26,6 +26,9 @@ class OwnerScan:
     stats: dict[int, tuple[str, int, int]] = field(default_factory=dict)  # pid -> read_stat() of each owner
     processes: int = 0  # processes looked at
     denied: int = 0  # processes whose fd table we may not read (another user's, without root)
+    # (pid, fd name, inode) of remembered fds trusted without a readlink before the socket tables were known;
+    # OwnerScanner.confirm re-reads those whose socket is gone
+    trusted: list[tuple[int, str, int]] = field(default_factory=list)
 
 
 def pids(root: str = PROC) -> list[int]:
@@ -53,13 +56,15 @@ class OwnerScanner:
         self._held_once: set[int] = set()  # inodes held by exactly one fd at the last scan
         self._scans = 0
 
-    def scan(self, wanted: Collection[int] | None, alive: Collection[int] = (), *, full: bool = False) -> OwnerScan:
+    def scan(self, wanted: Collection[int] | None, alive: Collection[int] | None = (), *,
+             full: bool = False) -> OwnerScan:
         """Map the wanted socket inodes (all when None) to the pid holding them, with each owner's stat line.
 
         ``alive`` is every inode in the socket tables now (a remembered fd is trusted only if its socket is in
-        it); ``full`` reads every fd regardless. A socket held by several processes (inherited across fork) is
-        credited to the lowest pid, usually the one that created it: the reverse shell rather than each command
-        it runs.
+        it); None when the tables are still being read, in which case the trusted fds are listed in the result
+        for ``confirm``. ``full`` reads every fd regardless. A socket held by several processes (inherited across
+        fork) is credited to the lowest pid, usually the one that created it: the reverse shell rather than each
+        command it runs.
         """
         full = full or self._scans % self.full_every == 0
         self._scans += 1
@@ -70,6 +75,8 @@ class OwnerScanner:
         root = self.root
         previous = self._fds
         held_once = self._held_once
+        trusted = scan.trusted
+        check_alive = alive is not None
         remembered: dict[int, tuple[int, dict[str, int]]] = {}
         seen: set[int] = set()
         shared: set[int] = set()
@@ -88,7 +95,6 @@ class OwnerScanner:
                 if exc.errno in _NO_ACCESS:
                     scan.denied += 1
                 continue  # ENOENT: exited since listdir
-            owns = False
             sockets: dict[str, int] = {}
             try:
                 try:
@@ -97,36 +103,96 @@ class OwnerScanner:
                     if exc.errno in _NO_ACCESS:
                         scan.denied += 1
                     continue
-                for name in names:
-                    inode = known.get(name)
-                    if inode is None or inode not in alive or inode not in held_once:
+                if not known:
+                    # Nothing remembered: read every fd (the hot loop of a first snapshot, kept minimal).
+                    for name in names:
                         try:
                             link = readlink(name, dir_fd=dir_fd)
                         except OSError:
                             continue  # closed between listdir and readlink
-                        if not link.startswith(prefix):
-                            continue
-                        inode = int(link[8:-1])
-                    sockets[name] = inode
-                    if inode in seen:
-                        shared.add(inode)
-                    else:
-                        seen.add(inode)
-                    if (wanted is None or inode in wanted) and inode not in owners:
-                        owners[inode] = pid
-                        owns = True
+                        if link.startswith(prefix):
+                            sockets[name] = int(link[8:-1])
+                else:
+                    for name in names:
+                        inode = known.get(name)
+                        if inode is not None and inode in held_once and not check_alive:
+                            trusted.append((pid, name, inode))
+                        elif inode is None or inode not in held_once or inode not in alive:  # type: ignore[operator]
+                            try:
+                                link = readlink(name, dir_fd=dir_fd)
+                            except OSError:
+                                continue
+                            if not link.startswith(prefix):
+                                continue
+                            inode = int(link[8:-1])
+                        sockets[name] = inode
             finally:
                 os.close(dir_fd)
-            if owns or sockets:
-                # Read the stat in the same pass, while it is most likely still the same process.
-                stat = stat or read_stat(pid, root)
-                if stat is not None:
-                    if owns:
-                        scan.stats[pid] = stat
-                    remembered[pid] = (stat[2], sockets)
+            if not sockets:
+                continue
+            # Set algebra in C rather than a Python step per socket: which are shared, which are new owners.
+            held = set(sockets.values())
+            if len(held) != len(sockets):
+                shared.update(_duplicates(sockets.values()))  # the same socket at two fds of one process
+            shared |= seen & held
+            seen |= held
+            mine = held - owners.keys()
+            if wanted is not None:
+                mine.intersection_update(wanted)
+            owners.update(dict.fromkeys(mine, pid))
+            # Read the stat in the same pass, while it is most likely still the same process.
+            stat = stat or read_stat(pid, root)
+            if stat is not None:
+                if mine:
+                    scan.stats[pid] = stat
+                remembered[pid] = (stat[2], sockets)
         self._fds = remembered
         self._held_once = seen - shared
         return scan
+
+    def confirm(self, scan: OwnerScan, alive: Collection[int]) -> None:
+        """Re-read the fds ``scan`` trusted whose socket is no longer in the tables: the fd may hold a new one."""
+        changed = False
+        for pid, name, inode in scan.trusted:
+            if inode in alive:
+                continue
+            changed = True
+            remembered = self._fds.get(pid)
+            try:
+                link = os.readlink(f"{self.root}/{pid}/fd/{name}")
+            except OSError:
+                link = ""
+            if not link.startswith(_SOCKET_PREFIX):
+                if remembered is not None:
+                    remembered[1].pop(name, None)
+                continue
+            new_inode = int(link[8:-1])
+            if remembered is not None:
+                remembered[1][name] = new_inode
+            holder = scan.owners.get(new_inode)
+            if holder is None or pid < holder:
+                scan.owners[new_inode] = pid
+                if pid not in scan.stats:
+                    stat = read_stat(pid, self.root)
+                    if stat is not None:
+                        scan.stats[pid] = stat
+        scan.trusted = []
+        if changed:
+            # Recount holders so that sharing revealed by the re-read is not trusted next tick.
+            seen: set[int] = set()
+            shared: set[int] = set()
+            for _, sockets in self._fds.values():
+                for inode in sockets.values():
+                    (shared if inode in seen else seen).add(inode)
+            self._held_once = seen - shared
+
+
+def _duplicates(values: Iterable[int]) -> set[int]:
+    once: set[int] = set()
+    twice: set[int] = set()
+    for value in values:
+        (twice if value in once else once).add(value)
+    return twice
 
 
 def scan_socket_owners(wanted: Collection[int] | None, root: str = PROC) -> OwnerScan:
