@@ -6,10 +6,12 @@ prints; what it could not see comes out as health records at the end, after ever
 
 from __future__ import annotations
 
+import gc
 import math
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from agent_local.hashing import DEFAULT_MAX_HASH_BYTES
@@ -64,7 +66,8 @@ def collect(duration: float = 60.0, interval: float = 1.0, host: str | None = No
         ticks = 0
         while ticks < max_ticks and not stop.is_set():
             try:
-                snap = snapper.take()
+                with gc_paused():
+                    snap = snapper.take()
             except Exception as exc:  # noqa: BLE001 - a failed tick is reported, the next may work
                 if ticks == 0:
                     raise CollectionError(f"the first snapshot failed: {type(exc).__name__}: {exc}") from exc
@@ -75,7 +78,9 @@ def collect(duration: float = 60.0, interval: float = 1.0, host: str | None = No
                 ledger.snapshot(snap)
                 if capture is not None and snap.udp_owners is not None:
                     capture.owners.publish(snap.udp_owners)
-                yield from sampler.observe(snap)
+                with gc_paused():
+                    finished = sampler.observe(snap)
+                yield from finished
             if capture is not None:
                 yield from capture.drain()
             elapsed = time.monotonic() - start
@@ -111,7 +116,25 @@ def snapshot(host: str | None = None, *, include_listening: bool = False,
     info = host_info(host, host_id)
     snapper = make_snapshotter(include_listening=include_listening, max_hash_bytes=max_hash_bytes,
                                backend=backend)
-    snap = snapper.take()
-    # One tick needs no sampling table: each socket is its own entry, seen once.
-    seen = snap.taken_at
-    return connection_records(info, ([seen, seen, 1, obs] for obs in snap.observations), time.time())
+    with gc_paused():
+        snap = snapper.take()
+        # One tick needs no sampling table: each socket is its own entry, seen once.
+        seen = snap.taken_at
+        return connection_records(info, ([seen, seen, 1, obs] for obs in snap.observations), time.time())
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector for one snapshot.
+
+    A snapshot allocates a few objects per socket (tens of thousands of rows, tuples and dicts, none of them in
+    reference cycles); with the collector on, that allocation burst triggers repeated full collections that
+    re-walk everything alive. Reference counting still frees everything as usual meanwhile.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()

@@ -33,6 +33,7 @@ import psutil  # noqa: E402
 from socket_farm import start_farm  # noqa: E402
 
 from agent_local import snapshot  # noqa: E402
+from agent_local.collector import gc_paused  # noqa: E402
 from agent_local.hostinfo import host_info  # noqa: E402
 from agent_local.sampler import Sampler  # noqa: E402
 from agent_local.snapshot import make_snapshotter  # noqa: E402
@@ -53,9 +54,11 @@ def agent_warm_factory() -> Callable[[], int]:
     snapper.take()  # warm the caches, as any tick after the first of a running collector has them
 
     def warm() -> int:
+        # What agent_local.collect does each tick (with the garbage collector paused the same way).
         sampler = Sampler(info)
-        sampler.observe(snapper.take())
-        return len(sampler.finish(time.time()))
+        with gc_paused():
+            sampler.observe(snapper.take())
+            return len(sampler.finish(time.time()))
 
     return warm
 
