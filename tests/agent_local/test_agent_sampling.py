@@ -43,7 +43,7 @@ def test_reconnects_are_separate_records_with_their_own_first_seen(children, lis
     assert len(by_port) == len(mine) >= 5
     starts = sorted(_t(r["first_seen"]) for r in mine)
     gaps = [b - a for a, b in zip(starts, starts[1:])]
-    assert all(0.3 < gap < 0.9 for gap in gaps), gaps
+    assert all(0.2 < gap < 1.2 for gap in gaps), gaps  # 0.5 s apart, give or take a tick on a busy machine
     assert all(r["observations"] >= 2 for r in mine)
 
 
@@ -53,7 +53,7 @@ def test_observations_counted_over_the_duration(children, listener):
     ticks: list[tuple[float, int]] = []
     records = list(agent_local.collect(1.0, 0.2, on_tick=lambda elapsed, n: ticks.append((elapsed, n))))
     record = one_connection(records, port, listener.port)
-    assert 4 <= record["observations"] == len(ticks) <= 6
+    assert 3 <= record["observations"] == len(ticks) <= 6
     assert 0.6 <= _t(record["last_seen"]) - _t(record["first_seen"]) <= 1.3
     assert all(n >= 2 for _, n in ticks)  # our connection, both ends
     assert [e for e, _ in ticks] == sorted(e for e, _ in ticks)
