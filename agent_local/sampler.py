@@ -35,7 +35,7 @@ class Sampler:
     def __init__(self, host: HostInfo) -> None:
         self.host = host
         self._live: dict[Key, list[Any]] = {}
-        # 5-tuple of every connection seen with its process -> when it was last live (inf while it is).
+        # 5-tuple of every TCP connection seen with its process -> when it was last live (inf while it is).
         self._attributed: dict[Tuple5, float] = {}
         self._tick = 0
         self.unattributed: Counter[str] = Counter()  # unattributed records written, by reason
@@ -55,14 +55,16 @@ class Sampler:
             t5 = row[:5]  # SocketRow starts with its 5-tuple
             if facts is None:
                 if t5 in attributed:
-                    continue  # the same connection, closed by its process and lingering ownerless
+                    continue  # the same TCP connection, closed by its process and lingering ownerless
                 key: Key = t5 + (None,)
             else:
                 key = t5 + (facts.pid,)
             entry = live.get(key)
             if entry is None:
                 live[key] = [seen, seen, 1, obs, tick]
-                if facts is not None:
+                # Only a TCP 5-tuple names one connection; raw sockets (no ports) and UDP (SO_REUSEPORT) can share
+                # theirs with a different socket whose owner is hidden, which must not be folded away.
+                if facts is not None and t5[0] == "tcp":
                     attributed[t5] = _LIVE
             elif entry[_TICK] != tick:  # (the same key twice in one snapshot counts once)
                 entry[_LAST] = seen
@@ -90,7 +92,7 @@ class Sampler:
         entries = [pop(key) for key in keys]
         attributed = self._attributed
         for key, entry in zip(keys, entries):
-            if key[5] is not None:
+            if key[5] is not None and key[0] == "tcp":
                 attributed[key[:5]] = entry[_LAST]
         self._count(entries)
         return connection_records(self.host, entries, now)

@@ -174,3 +174,16 @@ def test_dns_capture_without_privilege_is_a_health_record_not_a_failure():
     [health] = [r for r in _lines(done.stdout) if r["kind"] == "health" and r["check"] == "dns_capture"]
     assert "not captured" in health["message"]
     assert "not captured" in done.stderr
+
+
+def test_not_root_still_sees_raw_sockets_of_others(children):
+    from test_agent_raw import HOLD_RAW_ICMP
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root to open the raw socket")
+    child = children.python(HOLD_RAW_ICMP)
+    assert readline(child) == "ready"
+    done = run_as_nobody("--duration", "0", "-o", "-")
+    assert done.returncode == 0, done.stderr
+    raw = [r for r in _lines(done.stdout) if r["kind"] == "connection" and r["protocol"] == "raw"]
+    assert any(r["state"] == "PROTO_1" and r["attributed"] is False and r["username"] == "root" for r in raw), raw
