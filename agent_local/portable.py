@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import socket
 import time
+from typing import Any, NamedTuple
 
 from agent_local.enrich import ProcessFacts, PsutilFacts
 from agent_local.hashing import ExeHasher
@@ -14,6 +15,17 @@ from agent_local.netfiles import SocketRow
 from agent_local.snapshot import CLOSED, EXITED, HIDDEN, Observation, Snapshot
 
 _FAMILIES = {socket.AF_INET: "ipv4", getattr(socket, "AF_INET6", 10): "ipv6"}
+
+
+class _Conn(NamedTuple):
+    """One connection from either psutil call (the per-process one has no pid field of its own)."""
+
+    family: int
+    type: int
+    laddr: Any
+    raddr: Any
+    status: str
+    pid: int | None
 
 
 def _ip(text: str) -> str:
@@ -34,19 +46,26 @@ class PsutilSnapshotter:
         self.facts = PsutilFacts(hasher)
         self._ticks = 0
 
-    def _connections(self) -> tuple[list, int]:
+    def _connections(self) -> tuple[list[_Conn], int]:
         """System-wide table; without the privilege for it (macOS), this user's processes one by one."""
         psutil = self._psutil
         try:
-            return psutil.net_connections(kind="inet"), 0
+            table = psutil.net_connections(kind="inet")
         except psutil.AccessDenied:
-            pass
-        conns: list = []
+            return self._per_process()
+        return [_Conn(c.family, c.type, c.laddr, c.raddr, c.status, c.pid) for c in table], 0
+
+    def _per_process(self) -> tuple[list[_Conn], int]:
+        """Each visible process's own connections, and how many processes refused (another user's)."""
+        psutil = self._psutil
+        conns: list[_Conn] = []
         denied = 0
         for proc in psutil.process_iter():
             try:
-                for conn in proc.net_connections(kind="inet"):
-                    conns.append(conn._replace(pid=proc.pid) if hasattr(conn, "_replace") else conn)
+                # psutil >= 6 names it net_connections; 5.9 (the oldest we support) connections
+                method = getattr(proc, "net_connections", None) or proc.connections
+                conns.extend(_Conn(c.family, c.type, c.laddr, c.raddr, c.status, proc.pid)
+                             for c in method(kind="inet"))
             except psutil.AccessDenied:
                 denied += 1
             except psutil.Error:

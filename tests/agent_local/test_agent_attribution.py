@@ -174,3 +174,15 @@ def test_command_line_with_invalid_utf8_stays_valid_text(children, listener):
     record = one_connection(snapshot(), port, listener.port)
     assert record["command_line"].endswith("'caf\\xe9 \\xff'")
     json.dumps(record, ensure_ascii=False).encode("utf-8")  # no lone surrogates anywhere
+
+
+def test_psutil_per_process_fallback_finds_our_connection(children, listener):
+    # The path macOS takes when the system-wide table needs root: exercised here on its own.
+    from agent_local.hashing import ExeHasher
+    from agent_local.portable import PsutilSnapshotter
+
+    child = children.python(HOLD_CONNECTION, str(listener.port))
+    port = int(readline(child))
+    conns, _denied = PsutilSnapshotter(ExeHasher())._per_process()
+    mine = [c for c in conns if c.laddr and c.laddr.port == port and c.raddr and c.raddr.port == listener.port]
+    assert [c.pid for c in mine] == [child.pid]
