@@ -27,8 +27,21 @@ Records are dicts with ``kind``:
 - "health": host, source, collected_at, check, count, message: what could not be seen (checks: not_root,
   unattributed_sockets, hash_skipped, raw_sockets, socket_tables, dns_capture, snapshot_failed).
 
-On Linux sockets come from /proc/net (tcp, udp, raw, icmp; v4 and v6) and owners from one pass over /proc;
-elsewhere from psutil.net_connections. See collector.py for the sampling rules.
+How it decides:
+
+- One system-wide snapshot per tick. On Linux the sockets come from /proc/net (tcp, udp, raw and the "ping"
+  icmp sockets; v4 and v6; the netns of the collector) and owners from one pass over /proc/<pid>/fd; elsewhere
+  from psutil.net_connections. Process facts are cached per (pid, start time), exe hashes per (path, size,
+  mtime), capped at --max-hash-bytes; a deleted exe is hashed through /proc/<pid>/exe.
+- A connection is keyed by (protocol, local ip/port, remote ip/port, pid) and written on the first tick it is
+  gone, so every reconnect of a beacon is its own record with its own first_seen.
+- A socket held by several processes (inherited across fork) goes to the lowest pid, usually its creator.
+- A socket without a visible owner keeps attributed=false and pid null, but still names the user that owns it
+  (from the socket table). The ownerless TIME_WAIT a seen TCP connection leaves behind is folded into it.
+- ``--host`` also becomes the host id unless ``--host-id`` is given: collectors in network namespaces of one
+  machine share /etc/machine-id, and the lab runs one per namespace as separate hosts.
+- ``--dns`` ties a query to a process by its source port at the moment the packet is seen; a socket closed
+  within a millisecond of its query can lose its pid (counted in a dns_capture health record).
 """
 
 from __future__ import annotations
