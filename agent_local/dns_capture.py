@@ -54,29 +54,32 @@ class PortOwners:
         self.proc_root = proc_root
         self.net_root = net_root
         self._published: dict[int, tuple[int, int]] = {}  # udp port -> (inode, pid) from the sampler's last tick
-        self._recent: dict[tuple[str, int], tuple[int | None, float]] = {}
+        self._recent: dict[tuple[str, str, int], tuple[int | None, float]] = {}
         self._names: dict[tuple[int, int], tuple[str | None, str | None]] = {}
 
     def publish(self, udp_owners: dict[int, tuple[int, int]]) -> None:
         # Replacing the reference is atomic; the capture thread reads whichever dict is current.
         self._published = udp_owners
 
-    def pid_of(self, protocol: str, port: int, now: float) -> int | None:
-        recent = self._recent.get((protocol, port))
+    def pid_of(self, protocol: str, ip: str, port: int, now: float) -> int | None:
+        """The pid whose socket sends from ``ip``:``port`` (the answer arrives there too, so it is cached)."""
+        recent = self._recent.get((protocol, ip, port))
         if recent is not None and now - recent[1] < _OWNER_TTL_S:
             return recent[0]
-        pid = self._lookup(protocol, port)
+        pid = self._lookup(protocol, ip, port)
         if len(self._recent) > 4096:
             self._recent.clear()
-        self._recent[(protocol, port)] = (pid, now)
+        self._recent[(protocol, ip, port)] = (pid, now)
         return pid
 
-    def _lookup(self, protocol: str, port: int) -> int | None:
+    def _lookup(self, protocol: str, ip: str, port: int) -> int | None:
         tables = tuple(t for t in netfiles.TABLES if t[1] == protocol)
         rows, _ = netfiles.read_sockets(keep_unconnected=True, root=self.net_root, tables=tables)
         published = self._published
         for row in rows:
-            if row.local_port != port or not row.inode:
+            # The address must match too (or be a wildcard bind): a port alone can be another socket's on
+            # another address.
+            if row.local_port != port or not row.inode or row.local_ip not in (ip, "0.0.0.0", "::"):
                 continue
             known = published.get(port)
             if known is not None and known[0] == row.inode:
@@ -206,7 +209,8 @@ class DnsCapture:
 
     def handle(self, packet: bytes, ethertype: int, pkttype: int, hatype: int, now: float | None = None) -> None:
         """Process one captured packet (also the entry point tests feed packets through)."""
-        if hatype == packets.ARPHRD_LOOPBACK and pkttype == packets.PACKET_OUTGOING:
+        loopback = hatype == packets.ARPHRD_LOOPBACK
+        if loopback and pkttype == packets.PACKET_OUTGOING:
             return  # loopback shows every packet twice, once outgoing and once incoming: keep one
         seg = packets.parse(packet, ethertype)
         if seg is None:
@@ -221,9 +225,11 @@ class DnsCapture:
         if len(payload) < 12:
             return
         is_response = bool(payload[2] & 0x80)
-        if is_response and seg.src_port in self.ports:
+        # Elsewhere than loopback, only queries this host sends and answers it receives are its own; a query
+        # arriving from another host (this host is a resolver) must not be tied to a local socket by port.
+        if is_response and seg.src_port in self.ports and (loopback or pkttype == packets.PACKET_HOST):
             self._answer(seg, payload, now)
-        elif not is_response and seg.dst_port in self.ports:
+        elif not is_response and seg.dst_port in self.ports and (loopback or pkttype == packets.PACKET_OUTGOING):
             self._query(seg, payload, now)
 
     def _query(self, seg: packets.Segment, payload: bytes, now: float) -> None:
@@ -234,7 +240,7 @@ class DnsCapture:
         key = (seg.protocol, seg.src_ip, seg.src_port, seg.dst_ip, msg.id)
         if key in self._pending:
             return
-        pid = self.owners.pid_of(seg.protocol, seg.src_port, now)
+        pid = self.owners.pid_of(seg.protocol, seg.src_ip, seg.src_port, now)
         name, path = self.owners.describe(pid)
         self.queries += 1
         if pid is None:

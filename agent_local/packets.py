@@ -15,6 +15,7 @@ ETH_P_IP = 0x0800
 ETH_P_IPV6 = 0x86DD
 IPPROTO_TCP = 6
 IPPROTO_UDP = 17
+PACKET_HOST = 0
 PACKET_OUTGOING = 4
 ARPHRD_LOOPBACK = 772
 _IPV6_EXTENSIONS = {0, 43, 60}  # hop-by-hop, routing, destination options: skipped to reach the transport

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import socket
 import threading
+import time
 
 import pytest
 from agent_helpers import readline, requires_root
@@ -180,3 +182,80 @@ def test_dns_over_tcp_captured(children, nameserver):
     [record] = [r for r in records if r["kind"] == "dns" and r["query"] == name]
     assert (record["qtype"], record["answers"]) == ("TXT", ['"hello"'])
     assert record["pid"] == child.pid
+
+
+NS_SERVER = """
+import socket, sys, dns.message, dns.rrset
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], 53))
+s.settimeout(20)
+print("ready", flush=True)
+try:
+    while True:
+        wire, peer = s.recvfrom(4096)
+        query = dns.message.from_wire(wire)
+        response = dns.message.make_response(query)
+        response.answer.append(dns.rrset.from_text(query.question[0].name, 60, "IN", "A", "192.0.2.9"))
+        s.sendto(response.to_wire(), peer)
+except socket.timeout:
+    pass
+"""
+
+NS_CLIENT = """
+import socket, sys, time, dns.message, dns.query
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], 0))
+dns.query.udp(dns.message.make_query(sys.argv[3], "A"), sys.argv[2], port=53, timeout=5, sock=s)
+print("sent", flush=True)
+time.sleep(2)
+"""
+
+
+@pytest.mark.netns
+@requires_root
+def test_dns_over_a_veth_between_namespaces(children, tmp_path):
+    """The lab's shape: collector and client in one namespace, the nameserver in another, across a veth pair."""
+    import shutil
+    import subprocess
+    import sys
+
+    from agent_helpers import CHILD_ENV, REPO
+
+    if shutil.which("ip") is None:
+        pytest.skip("needs iproute2")
+    tag = f"{os.getpid() % 100000}"
+    ns_a, ns_b, veth_a, veth_b = f"cha{tag}", f"chb{tag}", f"cha{tag}v", f"chb{tag}v"
+
+    def ip(*args: str) -> None:
+        subprocess.run(["ip", *args], check=True, capture_output=True, timeout=20)
+
+    try:
+        ip("netns", "add", ns_a)
+        ip("netns", "add", ns_b)
+        ip("link", "add", veth_a, "type", "veth", "peer", "name", veth_b)
+        ip("link", "set", veth_a, "netns", ns_a)
+        ip("link", "set", veth_b, "netns", ns_b)
+        ip("-n", ns_a, "addr", "add", "10.77.0.1/24", "dev", veth_a)
+        ip("-n", ns_b, "addr", "add", "10.77.0.2/24", "dev", veth_b)
+        for ns, dev in ((ns_a, veth_a), (ns_b, veth_b), (ns_a, "lo"), (ns_b, "lo")):
+            ip("-n", ns, "link", "set", dev, "up")
+        in_a, in_b = ("ip", "netns", "exec", ns_a), ("ip", "netns", "exec", ns_b)
+        server = children.python(NS_SERVER, "10.77.0.2", prefix=in_b)
+        assert readline(server) == "ready"
+        out = tmp_path / "a.jsonl"
+        collector = subprocess.Popen([*in_a, sys.executable, "-m", "agent_local", "--dns", "--duration", "4",
+                                      "--interval", "0.5", "--host", "ns-a", "-o", str(out), "--quiet"],
+                                     cwd=REPO, env=CHILD_ENV)
+        children.procs.append(collector)  # type: ignore[arg-type]
+        time.sleep(1.0)  # let the capture socket open
+        client = children.python(NS_CLIENT, "10.77.0.1", "10.77.0.2", "veth.connhunt.test", prefix=in_a)
+        assert readline(client) == "sent"
+        assert collector.wait(timeout=30) == 0
+        records = [json.loads(line) for line in out.read_text().splitlines()]
+    finally:
+        for ns in (ns_a, ns_b):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=20)
+    [record] = [r for r in records if r["kind"] == "dns"]
+    assert (record["query"], record["answers"], record["server_ip"]) == ("veth.connhunt.test", ["192.0.2.9"],
+                                                                         "10.77.0.2")
+    assert record["pid"] == client.pid and record["host"] == "ns-a"
