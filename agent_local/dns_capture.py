@@ -116,7 +116,8 @@ class DnsCapture:
         self.ports = ports
         self.queries = 0
         self.unattributed = 0
-        self.dropped = 0
+        self.dropped = 0  # packets that looked like DNS but could not be parsed
+        self.abandoned = 0  # queries left unwritten because the thread did not stop in time
         self._out: queue.Queue[dict[str, Any]] = queue.Queue()
         self._pending: dict[tuple[str, str, int, str, int], dict[str, Any]] = {}
         self._stop = threading.Event()
@@ -153,7 +154,7 @@ class DnsCapture:
         except OSError:
             pass  # unfiltered still works, only costlier: every packet is parsed here and most discarded
 
-    def stop(self, timeout: float = 2.0) -> None:
+    def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
@@ -163,11 +164,14 @@ class DnsCapture:
 
     def drain(self, final: bool = False) -> list[dict[str, Any]]:
         """Records finished so far; with ``final`` also the queries still waiting for an answer."""
+        # Unanswered queries are flushed only once the thread is gone, so they cannot be answered meanwhile; a
+        # thread still busy after stop()'s wait keeps them (counted, rather than racing it).
         if final:
             if self._thread is not None and self._thread.is_alive():
-                raise RuntimeError("stop() the capture before the final drain")
-            for key in list(self._pending):
-                self._emit(self._pending.pop(key))
+                self.abandoned = len(self._pending)
+            else:
+                for key in list(self._pending):
+                    self._emit(self._pending.pop(key))
         out = []
         while True:
             try:
@@ -277,7 +281,15 @@ class DnsCapture:
         self._out.put(record)
 
     def health_message(self) -> tuple[int, str] | None:
-        if not self.unattributed:
+        """(count, sentence) of what the capture could not tie or read, or None when nothing was lost."""
+        parts = []
+        if self.unattributed:
+            parts.append(f"{self.unattributed} of {self.queries} DNS queries could not be tied to a process (the "
+                         "sending socket had closed or its owner was not visible)")
+        if self.dropped:
+            parts.append(f"{self.dropped} DNS packets could not be parsed")
+        if self.abandoned:
+            parts.append(f"{self.abandoned} queries were still being processed when capture stopped and are missing")
+        if not parts:
             return None
-        return self.unattributed, (f"{self.unattributed} of {self.queries} DNS queries could not be tied to a process "
-                                   "(the sending socket had closed or its owner was not visible).")
+        return self.unattributed + self.dropped + self.abandoned, "; ".join(parts) + "."
