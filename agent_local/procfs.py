@@ -268,13 +268,13 @@ def read_cmdline(pid: int, root: str = PROC) -> list[str] | None:
         return None
     if not data:
         return []  # kernel threads and zombies
-    decoded = text(data)
-    if decoded.endswith("\0"):
-        decoded = decoded[:-1]
-    elif "\0" not in decoded and " " in decoded:
-        # A process that rewrote its title (setproctitle) leaves one space-separated string.
-        return decoded.split(" ")
-    return decoded.split("\0")
+    decoded = text(data).rstrip("\0")
+    args = decoded.split("\0")
+    if len(args) == 1 and " " in args[0]:
+        # A process that rewrote its title (setproctitle) leaves one space-separated string, NUL-terminated or
+        # not; split it as psutil does.
+        return args[0].split(" ")
+    return args
 
 
 def read_uid(pid: int, root: str = PROC) -> int | None:

@@ -186,3 +186,23 @@ def test_psutil_per_process_fallback_finds_our_connection(children, listener):
     conns, _denied = PsutilSnapshotter(ExeHasher())._per_process()
     mine = [c for c in conns if c.laddr and c.laddr.port == port and c.raddr and c.raddr.port == listener.port]
     assert [c.pid for c in mine] == [child.pid]
+
+
+def test_rewritten_process_title_is_split_like_psutil(tmp_path):
+    """A process that rewrote its title (setproctitle, as the lab's roles and many daemons do) leaves one
+    space-separated string in /proc/PID/cmdline; it reads back as separate arguments, as psutil shows it."""
+    import subprocess
+
+    from agent_local.procfs import read_cmdline
+
+    code = ("from orchestrator.lab.roles._common import set_proctitle; import sys, time; "
+            "set_proctitle(['/var/tmp/dnsupd', '-f', '/etc/passwd']); print('ok', flush=True); time.sleep(10)")
+    root = Path(__file__).resolve().parents[2]
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=root)
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "ok"
+        assert read_cmdline(child.pid) == ["/var/tmp/dnsupd", "-f", "/etc/passwd"]
+        assert read_cmdline(child.pid) == psutil.Process(child.pid).cmdline()
+    finally:
+        child.kill()
+        child.wait()
