@@ -71,7 +71,7 @@ class HeldConnection:
         self.local_port = int(self.proc.stdout.readline())
 
     def close(self) -> None:
-        if self.proc.stdin:
+        if self.proc.stdin and not self.proc.stdin.closed:
             self.proc.stdin.close()
         try:
             self.proc.wait(10)
@@ -117,30 +117,58 @@ def test_netstat_on_the_real_client_attributes_a_socket(velociraptor, held_conne
     assert abs(row["process_start"] - time.time()) < 600 and row["username"] == "root"
 
 
-def test_monitor_reports_a_connection_opening_and_closing(velociraptor_binary: Path, tmp_path: Path) -> None:
-    """The client event artifact, run locally for a few samples while this test opens and closes a socket."""
-    defs = artifacts_dir("velociraptor")
+def test_monitor_reports_connections_present_opening_and_closing(velociraptor_binary: Path) -> None:
+    """The client event artifact, run locally: a socket open before it starts, one opened and closed after."""
+    import queue
+    import threading
+
+    before = HeldConnection()
+    conns = [before]
     monitor = subprocess.Popen(
-        [str(velociraptor_binary), "--definitions", str(defs), "artifacts", "collect", "Custom.Connhunt.Monitor",
-         "--args", "Interval=1", "--args", "IncludeLoopback=Y", "--args", "ProcessNameRegex=python",
-         "--format", "jsonl"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=tmp_path)
+        [str(velociraptor_binary), "--definitions", str(artifacts_dir("velociraptor")), "artifacts", "collect",
+         "Custom.Connhunt.Monitor", "--args", "Interval=1", "--args", "IncludeLoopback=Y",
+         "--args", "ProcessNameRegex=python",
+         # rows are queued up to --max_wait seconds before they are written; --timeout ends the run by itself
+         "--max_wait", "1", "--timeout", "180", "--format", "jsonl"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    lines: queue.Queue[str] = queue.Queue()
+    assert monitor.stdout is not None
+    threading.Thread(target=lambda: [lines.put(line) for line in monitor.stdout], daemon=True).start()
+    seen: list[dict] = []
+
+    def wait_event(pid: int, event: str, timeout: float = 90) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for row in seen:
+                if row["pid"] == pid and row["event"] == event:
+                    return row
+            try:
+                line = lines.get(timeout=1)
+            except queue.Empty:
+                continue
+            if line.startswith("{"):
+                seen.append(json.loads(line))
+        raise AssertionError(f"no {event!r} event for pid {pid} within {timeout}s: {seen}")
+
     try:
-        time.sleep(2.5)  # the first sample reports what is already open
-        conn = HeldConnection()
-        time.sleep(4)
-        conn.close()
-        time.sleep(4)
+        present = wait_event(before.proc.pid, "present")  # also: the monitor's first sample is done
+        after = HeldConnection()
+        conns.append(after)
+        opened = wait_event(after.proc.pid, "opened")
+        after.close()
+        closed = wait_event(after.proc.pid, "closed")
+        before.close()
+        closed_before = wait_event(before.proc.pid, "closed")
     finally:
+        for conn in conns:
+            conn.close()
         monitor.terminate()
-        out, _ = monitor.communicate(timeout=30)
-    events = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
-    mine = [e for e in events if e["pid"] == conn.proc.pid]
-    assert [e["event"] for e in mine] == ["opened", "closed"], mine
-    opened, closed = mine
+        monitor.wait(30)
     assert [k for k in opened if not k.startswith("_")] == [*NETSTAT_COLUMNS, "event"]  # _Source: local runs
     assert closed["first_seen"] == opened["first_seen"] and closed["last_seen"] >= opened["first_seen"]
-    assert closed["collected_at"] > opened["collected_at"]
-    assert closed["remote_port"] == conn.port and closed["process_path"] == PYTHON
+    assert closed["collected_at"] > opened["collected_at"] >= present["collected_at"]
+    assert closed["remote_port"] == after.port and closed["process_path"] == PYTHON
+    assert closed_before["first_seen"] == present["first_seen"]
 
 
 def _evtx_writer():
