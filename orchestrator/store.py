@@ -37,7 +37,8 @@ class Store:
             cols = ", ".join(f'"{name}" {kind}' for name, kind in columns)
             self.con.execute(f"CREATE TABLE IF NOT EXISTS {table} ({cols})")
 
-    def _insert(self, table: str, rows: Iterable[Mapping[str, Any]]) -> int:
+    def insert(self, table: str, rows: Iterable[Mapping[str, Any]]) -> int:
+        """Insert schema rows into ``table`` (connections, dns or health); returns how many went in."""
         total = 0
         batch: list[Mapping[str, Any]] = []
         for row in rows:
@@ -59,13 +60,13 @@ class Store:
         return len(batch)
 
     def add_connections(self, rows: Iterable[Mapping[str, Any]]) -> int:
-        return self._insert("connections", rows)
+        return self.insert("connections", rows)
 
     def add_dns(self, rows: Iterable[Mapping[str, Any]]) -> int:
-        return self._insert("dns", rows)
+        return self.insert("dns", rows)
 
     def add_health(self, rows: Iterable[Mapping[str, Any]]) -> int:
-        return self._insert("health", rows)
+        return self.insert("health", rows)
 
     def count(self, table: str) -> int:
         if table not in _TABLES:

@@ -36,7 +36,9 @@ def test_collect_then_score(tmp_path: Path) -> None:
     assert scored.returncode == 0, scored.stderr
     findings = [json.loads(line) for line in scored.stdout.splitlines()]
     hit = next(f for f in findings if f["process_path"] == str(backdoor))
-    assert (hit["host"], hit["remote_port"], hit["technique"]) == ("ep-1", 31337, "T1571")
+    assert (hit["host"], hit["remote_port"]) == ("ep-1", 31337)
+    # A beacon as regular as this one can outweigh the port (then T1071 names it); the port must have fired.
+    assert hit["technique"] in ("T1571", "T1071") and "T1571" in hit["techniques"]
 
 
 def test_triage_interrupted_still_reports_what_it_collected(tmp_path: Path) -> None:

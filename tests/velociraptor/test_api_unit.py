@@ -140,18 +140,16 @@ def test_dns_sources_feed_the_dns_table() -> None:
 def test_rows_insert_column_wise_into_every_table() -> None:
     from orchestrator.schema import normalise_connection, normalise_dns, normalise_health
     from orchestrator.store import Store
-    from orchestrator.velociraptor import pull
-
     with Store() as store:
         conn = normalise_connection({"host": "h", "protocol": "tcp", "remote_ip": "::ffff:203.0.113.5",
                                      "remote_port": 443, "first_seen": 1795395000, "pid": 7})
         dns = normalise_dns({"host": "h", "query": "Example.COM.", "answers": ["203.0.113.5"],
                              "timestamp": "2026-11-23T01:00:00Z"})
         note = normalise_health({"host": "h", "check": "collection_error", "count": 1, "message": "m"})
-        assert pull.insert_rows(store, "connections", [conn] * 3) == 3
-        assert pull.insert_rows(store, "dns", [dns]) == 1
-        assert pull.insert_rows(store, "health", [note]) == 1
-        assert pull.insert_rows(store, "connections", []) == 0
+        assert store.insert("connections", [conn] * 3) == 3
+        assert store.insert("dns", [dns]) == 1
+        assert store.insert("health", [note]) == 1
+        assert store.insert("connections", []) == 0
         row = store.query("SELECT remote_ip, first_seen, attributed FROM connections LIMIT 1")[0]
         assert row["remote_ip"] == "203.0.113.5" and row["first_seen"].year == 2026 and row["attributed"]
         assert store.query("SELECT query, answers FROM dns")[0] == {"query": "example.com",
