@@ -9,13 +9,24 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from typing import IO, Any
+from pathlib import Path
+from typing import IO, Any, BinaryIO
 
 from orchestrator.errors import InputError
 from orchestrator.schema import normalise_health
 
 Record = tuple[str, dict[str, Any]]
 OnSkip = Callable[[str], None] | None
+
+
+def open_input(path: Path, expected: str) -> BinaryIO:
+    """``path`` opened for reading, or an InputError naming it (a directory, missing, unreadable)."""
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, expected {expected}")
+    try:
+        return path.open("rb")
+    except OSError as exc:
+        raise InputError(f"{path}: cannot open: {exc.strerror or exc}") from None
 
 
 class BadInput:

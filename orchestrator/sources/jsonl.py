@@ -13,6 +13,7 @@ from typing import Any
 
 from orchestrator.errors import InputError
 from orchestrator.schema import SchemaError, normalise_connection, normalise_dns, normalise_health
+from orchestrator.sources.base import open_input
 
 _NORMALISERS: dict[str, Callable[..., dict[str, Any]]] = {
     "connection": normalise_connection,
@@ -25,12 +26,7 @@ Record = tuple[str, dict[str, Any]]
 
 def read_jsonl(path: Path, *, skip_bad: bool = False, on_skip: Callable[[str], None] | None = None) -> Iterator[Record]:
     """Yield (kind, schema row) for every line of ``path``."""
-    if path.is_dir():
-        raise InputError(f"{path}: is a directory, expected a JSONL file")
-    try:
-        handle = path.open("rb")
-    except OSError as exc:
-        raise InputError(f"{path}: cannot open: {exc.strerror or exc}") from None
+    handle = open_input(path, "a JSONL file")
     seen_any = False
     with handle:
         for number, raw in enumerate(handle, start=1):

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from orchestrator.errors import InputError
 from orchestrator.schema import SchemaError, normalise_connection, normalise_dns
@@ -32,6 +32,7 @@ from orchestrator.sources.base import (
     blank_to_none,
     json_array_items,
     json_lines,
+    open_input,
 )
 from orchestrator.sources.sysmon import query_answers
 
@@ -61,7 +62,7 @@ def read_osquery_log(path: Path, *, skip_bad: bool = False, on_skip: OnSkip = No
     bad = BadInput(skip_bad, on_skip)
     health = Health(SOURCE)
     seen_any = False
-    with _open(path) as handle:
+    with open_input(path, "an osquery results file") as handle:
         for number, line, reason in json_lines(handle):
             seen_any = True
             where = f"{path}:{number}"
@@ -100,7 +101,7 @@ def read_osqueryi_json(path: Path, *, skip_bad: bool = False, on_skip: OnSkip = 
     stem = path.stem
     # osqueryi prints no time; the file was written when the query ran, near enough for connhunt's windows.
     written = path.stat().st_mtime if path.exists() else None
-    with _open(path) as handle:
+    with open_input(path, "an osquery results file") as handle:
         try:
             for number, row in json_array_items(handle):
                 where = f"{path}:{number}"
@@ -123,15 +124,6 @@ def read_osqueryi_json(path: Path, *, skip_bad: bool = False, on_skip: OnSkip = 
             line, _, reason = str(exc).partition(": ")
             raise InputError(f"{path}:{line.removeprefix('line ')}: {reason}") from None
     yield from health.records()
-
-
-def _open(path: Path) -> BinaryIO:
-    if path.is_dir():
-        raise InputError(f"{path}: is a directory, expected an osquery results file")
-    try:
-        return path.open("rb")
-    except OSError as exc:
-        raise InputError(f"{path}: cannot open: {exc.strerror or exc}") from None
 
 
 def _unpack(line: Any) -> tuple[str, Any, list[tuple[str, Any]]]:

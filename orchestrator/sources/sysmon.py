@@ -21,7 +21,16 @@ from typing import Any
 
 from orchestrator.errors import InputError
 from orchestrator.schema import SchemaError, canonical_ip, normalise_connection, normalise_dns
-from orchestrator.sources.base import BadInput, Health, OnSkip, Record, as_bool, json_lines, windows_basename
+from orchestrator.sources.base import (
+    BadInput,
+    Health,
+    OnSkip,
+    Record,
+    as_bool,
+    json_lines,
+    open_input,
+    windows_basename,
+)
 
 SOURCE = "sysmon"
 EVTX_MAGIC = b"ElfFile\x00"
@@ -49,12 +58,7 @@ def read_sysmon_json(path: Path, *, skip_bad: bool = False, on_skip: OnSkip = No
     """Yield (kind, schema row) for each Sysmon 3/22 event of a JSON-lines export."""
     bad = BadInput(skip_bad, on_skip)
     health = Health(SOURCE)
-    if path.is_dir():
-        raise InputError(f"{path}: is a directory, expected a JSON-lines file of events")
-    try:
-        handle = path.open("rb")
-    except OSError as exc:
-        raise InputError(f"{path}: cannot open: {exc.strerror or exc}") from None
+    handle = open_input(path, "a JSON-lines file of events")
     seen_any = False
     with handle:
         for number, value, reason in json_lines(handle):
