@@ -198,15 +198,21 @@ def _require(record: Mapping[str, Any], keys: tuple[str, ...]) -> None:
         raise SchemaError(f"missing field(s): {', '.join(missing)}")
 
 
-def normalise_connection(record: Mapping[str, Any], *, default_host: str | None = None,
-                         default_source: str | None = None) -> dict[str, Any]:
-    """One connection row of the schema from a loosely spelled record. Raises SchemaError with the reason."""
+def _prepare(record: Mapping[str, Any], default_host: str | None, required: tuple[str, ...]) -> dict[str, Any]:
+    """A mutable copy of ``record`` with the default host filled in and the required fields checked."""
     if not isinstance(record, Mapping):
         raise SchemaError(f"a record must be a JSON object, got {type(record).__name__}")
     merged = dict(record)
     if default_host and not merged.get("host"):
         merged["host"] = default_host
-    _require(merged, CONNECTION_REQUIRED)
+    _require(merged, required)
+    return merged
+
+
+def normalise_connection(record: Mapping[str, Any], *, default_host: str | None = None,
+                         default_source: str | None = None) -> dict[str, Any]:
+    """One connection row of the schema from a loosely spelled record. Raises SchemaError with the reason."""
+    merged = _prepare(record, default_host, CONNECTION_REQUIRED)
     protocol = _PROTOCOLS.get(str(merged["protocol"]).strip().lower())
     if protocol is None:
         raise SchemaError(f"field 'protocol' unknown: {merged['protocol']!r}")
@@ -271,12 +277,7 @@ def normalise_connection(record: Mapping[str, Any], *, default_host: str | None 
 def normalise_dns(record: Mapping[str, Any], *, default_host: str | None = None,
                   default_source: str | None = None) -> dict[str, Any]:
     """One dns row of the schema. Raises SchemaError with the reason."""
-    if not isinstance(record, Mapping):
-        raise SchemaError(f"a record must be a JSON object, got {type(record).__name__}")
-    merged = dict(record)
-    if default_host and not merged.get("host"):
-        merged["host"] = default_host
-    _require(merged, DNS_REQUIRED)
+    merged = _prepare(record, default_host, DNS_REQUIRED)
     answers = merged.get("answers") or []
     if isinstance(answers, str):
         answers = [a for a in answers.replace(";", " ").replace(",", " ").split() if a]
