@@ -85,13 +85,20 @@ def _fold_orphans(groups: dict[PairKey, _Group]) -> None:
     owners: dict[tuple[str, str], list[_Group]] = defaultdict(list)
     for key, group in groups.items():
         if key.process_identity != UNKNOWN_PROCESS:
-            owners[(key.host, key.destination)].append(group)
+            for destination in {key.destination} | _covered(group):
+                owners[(key.host, destination)].append(group)
     for key in [k for k in groups if k.process_identity == UNKNOWN_PROCESS]:
-        for owner in owners.get((key.host, key.destination), []):
+        # A scan's orphans summarise to their own "internal network (...)" destination: match on what it covers.
+        found = {id(g): g for d in {key.destination} | _covered(groups[key]) for g in owners.get((key.host, d), [])}
+        for owner in found.values():
             owner.add(Signal("unattributed", "", owner.key, 0.0, ("more connections to this destination had no "
                              "owner when sampled (closed, TIME_WAIT): folded in here",), context=True))
-        if owners.get((key.host, key.destination)):
+        if found:
             del groups[key]
+
+
+def _covered(group: _Group) -> set[str]:
+    return {d for s in group.signals.values() for d in s.covers}
 
 
 class ProcessFacts:

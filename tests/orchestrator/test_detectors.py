@@ -207,3 +207,14 @@ def test_dns_exfil_covers_the_processes_own_sockets_to_the_nameserver(jsonl) -> 
     report = _report(jsonl, {"h1": [*queries, socket_row]})
     assert [(f.destination, f.technique) for f in report.findings] == [("evil.example", "T1048.003")]
     assert any(line.startswith("[odd_path") for line in report.findings[0].evidence)
+
+
+def test_a_scans_orphaned_sockets_fold_into_the_scanner(jsonl) -> None:
+    """Closed scan connections linger without an owner; they fan out too, but are the scanner's, not a second scan."""
+    scanner = [connection(pid=3, process_name="svc", process_path="/tmp/.svc/svc-scan", remote_ip=f"10.66.1.{i}",
+                          remote_port=445, state="SYN_SENT", local_port=30000 + i) for i in range(1, 21)]
+    orphans = [connection(pid=None, ppid=None, process_name=None, process_path=None, attributed=False,
+                          remote_ip=f"10.66.1.{i}", remote_port=port, state="TIME_WAIT", local_port=40000 + i * 5 + n)
+               for i in range(5, 30) for n, port in enumerate((22, 445))]
+    report = _report(jsonl, {"h1": scanner + orphans})
+    assert [(f.process_path, f.technique) for f in report.findings] == [("/tmp/.svc/svc-scan", "T1046")]
