@@ -52,7 +52,12 @@ def run(
     interval: Annotated[float, typer.Option("--interval", help="Collector sampling interval, seconds.")] = 1.0,
     fmt: Annotated[LabFormat, typer.Option("--format", "-f", help="Output format.")] = LabFormat.text,
 ) -> None:
-    """Build the lab, play the scenarios for MINUTES, collect every host, tear everything down, and score."""
+    """Build the lab, play the scenarios for MINUTES, collect every host, tear everything down, and score.
+
+    Needs root (network namespaces). Exit codes: 0 every detection target met; 1 a target missed; 3 the lab failed.
+
+    Example: connhunt lab run --minutes 3 --hosts 8 --out lab-run --format json
+    """
     out_dir = out or Path(tempfile.mkdtemp(prefix="connhunt-lab-"))
     try:
         result = run_lab(LabConfig(minutes=minutes, hosts=hosts, out=out_dir, interval=interval),
@@ -82,7 +87,10 @@ def run(
 
 @lab_app.command("clean")
 def clean_cmd() -> None:
-    """Remove what a crashed lab run left behind: chlab-* namespaces, their processes, the lab's binaries."""
+    """Remove what a crashed lab run left behind: chlab-* namespaces, their processes, the lab's binaries.
+
+    Example: connhunt lab clean
+    """
     removed = clean()
     err.print(f"removed {len(removed)} namespace(s){': ' + ', '.join(removed) if removed else ''}", highlight=False)
 
