@@ -85,7 +85,8 @@ _FAMILIES = {"ipv4": "ipv4", "ipv6": "ipv6", "af_inet": "ipv4", "af_inet6": "ipv
              "inet6": "ipv6", "2": "ipv4", "10": "ipv6", "23": "ipv6", "4": "ipv4", "6": "ipv6"}
 # Each platform spells TCP states its own way; connhunt uses the Linux/psutil names.
 _STATES = {"established": "ESTABLISHED", "estab": "ESTABLISHED", "syn_sent": "SYN_SENT", "syn-sent": "SYN_SENT",
-           "synsent": "SYN_SENT", "syn_recv": "SYN_RECV", "syn_rcvd": "SYN_RECV", "syn-recv": "SYN_RECV", "synreceived": "SYN_RECV",
+           "synsent": "SYN_SENT", "syn_recv": "SYN_RECV", "syn_rcvd": "SYN_RECV", "syn-recv": "SYN_RECV",
+           "synreceived": "SYN_RECV",
            "fin_wait1": "FIN_WAIT1", "fin-wait-1": "FIN_WAIT1", "finwait1": "FIN_WAIT1",
            "fin_wait2": "FIN_WAIT2", "fin-wait-2": "FIN_WAIT2", "finwait2": "FIN_WAIT2",
            "time_wait": "TIME_WAIT", "time-wait": "TIME_WAIT", "timewait": "TIME_WAIT",
