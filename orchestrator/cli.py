@@ -20,6 +20,7 @@ from typing import Annotated, Any
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+from agent_local.hostinfo import host_info
 from orchestrator.cli_common import (
     ConfigOpt,
     FailOnOpt,
@@ -135,7 +136,8 @@ def triage(
         if sink:
             sink.close()
     notes = [f"raw observations saved to {save}"] if save else []
-    finish(analyse(store, cfg, sources=("agent_local",), notes=notes), fmt, min_risk, fail_on)
+    report = analyse(store, cfg, sources=("agent_local",), notes=notes, collected_hosts=(host_info(host).host,))
+    finish(report, fmt, min_risk, fail_on)
 
 
 @app.command()

@@ -79,15 +79,17 @@ def run_detectors(ctx: Context) -> list[Signal]:
 
 
 def analyse(store: Store, config: Config, *, sources: Sequence[str] = (), notes: Sequence[str] = (),
-            now: datetime | None = None) -> HuntReport:
-    """Score everything in ``store`` into a HuntReport."""
+            now: datetime | None = None, collected_hosts: Sequence[str] = ()) -> HuntReport:
+    """Score everything in ``store`` into a HuntReport; ``collected_hosts`` are hosts collected even if they
+    turned out to have nothing to report."""
     now = now or datetime.now(timezone.utc)
     ctx = Context(store, config)
     findings, chains = correlate(score(ctx, run_detectors(ctx), now))
     health = tuple(store.query("SELECT host, source, \"check\", sum(count) AS count, any_value(message) AS message "
                                "FROM health GROUP BY ALL ORDER BY host, \"check\""))
     rows = {table: store.count(table) for table in ("connections", "dns")}
-    return HuntReport(generated_at=now, hosts=ctx.hosts, sources=tuple(sources), rows=rows,
+    hosts = tuple(sorted(set(ctx.hosts) | set(collected_hosts)))
+    return HuntReport(generated_at=now, hosts=hosts, sources=tuple(sources), rows=rows,
                       findings=tuple(findings), chains=tuple(chains), health=health, notes=tuple(notes))
 
 

@@ -94,9 +94,10 @@ class Context:
     def __init__(self, store: Store, config: Config) -> None:
         self.store = store
         self.config = config
+        # A host that reported only health (nothing talking out) is still one of the fleet's hosts.
         self.hosts: tuple[str, ...] = tuple(
-            r["host"] for r in store.query("SELECT DISTINCT host FROM connections UNION SELECT DISTINCT host FROM dns"
-                                           " ORDER BY 1"))
+            r["host"] for r in store.query("SELECT host FROM connections UNION SELECT host FROM dns UNION SELECT host"
+                                           " FROM health WHERE host <> '' ORDER BY 1"))
         self.pairs: list[Pair] = [p for p in (Pair(**row) for row in store.query(PAIRS_SQL)) if self._keep(p)]
 
     def _keep(self, pair: Pair) -> bool:

@@ -70,3 +70,13 @@ def test_triage_without_root_says_what_it_could_not_see(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     checks = {h["check"] for h in json.loads(result.stdout)["health"]}
     assert "not_root" in checks
+
+
+def test_triage_of_a_quiet_host_still_names_the_host() -> None:
+    with LiveNet() as net:
+        result = run_connhunt("triage", "--duration", "1", "--format", "json", "--host", "quiet-1",
+                              netns=net.endpoint, timeout=60)
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["hunt"]["hosts"] == ["quiet-1"]
+    assert document["findings"] == [] and document["hunt"]["rows"]["connections"] == 0
