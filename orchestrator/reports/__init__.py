@@ -6,7 +6,7 @@ from dataclasses import replace
 from enum import Enum
 
 from orchestrator.model import HuntReport, risk_rank
-from orchestrator.reports import csv_report, json_report, markdown, sigma, text
+from orchestrator.reports import csv_report, html, json_report, markdown, sigma, text
 
 
 class Format(str, Enum):
@@ -16,10 +16,12 @@ class Format(str, Enum):
     csv = "csv"
     markdown = "markdown"
     sigma = "sigma"
+    html = "html"
 
 
 _RENDERERS = {Format.text: text.render, Format.json: json_report.render, Format.jsonl: json_report.render_lines,
-              Format.csv: csv_report.render, Format.markdown: markdown.render, Format.sigma: sigma.render}
+              Format.csv: csv_report.render, Format.markdown: markdown.render, Format.sigma: sigma.render,
+              Format.html: html.render}
 
 
 def at_least(report: HuntReport, min_risk: str) -> HuntReport:

@@ -42,6 +42,18 @@ def test_formats_agree(jsonl) -> None:
                                                   "DestinationPort": 4444}
 
 
+def test_html_is_self_contained_and_escaped(jsonl) -> None:
+    records = [connection(pid=7, process_name="x", process_path="/tmp/<script>alert(1)</script>", remote_port=4444,
+                          command_line="x <b>bold</b>", local_port=41000 + i) for i in range(2)]
+    store = Store()
+    ingest_files([jsonl("h.jsonl", records)], store)
+    page = render(analyse(store, Config()), Format.html)
+    assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<b>bold</b>" not in page
+    assert page.count("<svg") == 2 and "Findings by risk" in page
+    assert "http" not in page.replace("http-equiv", "")  # no external assets
+
+
 def test_text_escapes_control_characters(jsonl) -> None:
     text = render(_report(jsonl), Format.text)
     assert "command line: /tmp/kworkerd\\n--fake-line" in text
