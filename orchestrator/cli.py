@@ -14,6 +14,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,7 +22,9 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from agent_local.hostinfo import host_info
+from orchestrator.baseline import write_baseline
 from orchestrator.cli_common import (
+    BaselineOpt,
     ConfigOpt,
     FailOnOpt,
     FormatOpt,
@@ -33,7 +36,7 @@ from orchestrator.cli_common import (
     reports_errors,
     show_progress,
 )
-from orchestrator.config import load_config
+from orchestrator.config import Config, load_config
 from orchestrator.errors import CollectionError, InputError
 from orchestrator.pipeline import IngestStats, analyse, ingest_files, local_resolvers, normalise_raw, store_records
 from orchestrator.reports import Format
@@ -117,6 +120,7 @@ def triage(
     save: Annotated[Path | None, typer.Option("--save", "-o", help="Also keep the raw observations as JSONL.")] = None,
     dns: Annotated[bool, typer.Option("--dns", help="Capture DNS queries too (root).")] = False,
     host: Annotated[str | None, typer.Option(help="Name to report this host as.")] = None,
+    baseline: BaselineOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Collect this host's connections for a while, score them, print findings.
@@ -125,7 +129,7 @@ def triage(
     """
     _positive(duration, "--duration")
     _positive(interval, "--interval")
-    cfg = load_config(config).with_resolvers(local_resolvers())
+    cfg = with_baseline(load_config(config), baseline).with_resolvers(local_resolvers())
     store = Store()
     stats = IngestStats()
     sink = save.open("w", encoding="utf-8") if save else None
@@ -195,13 +199,14 @@ def score_files(
     config: ConfigOpt = None,
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip malformed lines (counted) instead of "
                                                               "stopping.")] = False,
+    baseline: BaselineOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Score data already collected; several files are several hosts, scored as one fleet.
 
     Example: connhunt score web1.jsonl Collection-web2.zip osqueryd.results.log Sysmon.evtx --format json
     """
-    cfg = load_config(config)
+    cfg = with_baseline(load_config(config), baseline)
     store = Store()
     stats = ingest_files(files, store, skip_bad=skip_bad)
     notes = []
@@ -211,6 +216,31 @@ def score_files(
             err.print(f"[yellow]skipped {len(stats.skipped)} bad line(s)[/]; first: {stats.skipped[0]}",
                       highlight=False)
     finish(analyse(store, cfg, sources=tuple(stats.sources), notes=notes), fmt, min_risk, fail_on)
+
+
+@app.command("baseline")
+@reports_errors
+def baseline_files(
+    files: Annotated[list[Path], typer.Argument(help="Known-good data, in any format `connhunt score` reads.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Baseline file to create or extend.")],
+    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip malformed lines (counted).")] = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Record what normal looks like: every (process, destination) pair in FILES goes into a baseline file that
+    later hunts compare against with --baseline. Running it again merges more data in.
+
+    Example: connhunt baseline last-week/*.jsonl -o fleet-baseline.duckdb
+    """
+    store = Store()
+    stats = ingest_files(files, store, skip_bad=skip_bad)
+    pairs = write_baseline(store, output)
+    if not quiet:
+        err.print(f"{output}: {pairs} pairs ({stats.rows['connection']} connection rows read"
+                  f"{f', {len(stats.skipped)} bad lines skipped' if stats.skipped else ''})", highlight=False)
+
+
+def with_baseline(config: Config, baseline: Path | None) -> Config:
+    return replace(config, baseline=str(baseline)) if baseline else config
 
 
 def _register_command_groups() -> None:

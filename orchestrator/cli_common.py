@@ -41,6 +41,8 @@ MinRiskOpt = Annotated[Risk, typer.Option("--min-risk", help="Show findings at t
 FailOnOpt = Annotated[Risk | None, typer.Option("--fail-on", help="Exit 1 when a finding reaches this level.")]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config: internal networks, "
                                                                              "resolvers, allowlists.")]
+BaselineOpt = Annotated[Path | None, typer.Option("--baseline", help="Baseline file from `connhunt baseline`: "
+                                                                      "known pairs are lowered, new ones raised.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or notes on stderr.")]
 
 

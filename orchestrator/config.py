@@ -57,6 +57,8 @@ class Config:
     scan_min_targets: int = 12
     scan_min_half_open: int = 4
     max_hash_bytes: int = 64 * 1024 * 1024
+    # A baseline file from `connhunt baseline`: pairs seen before are lowered, never-seen destinations raised.
+    baseline: str | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @cached_property

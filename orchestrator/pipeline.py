@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from orchestrator.baseline import attach as attach_baseline
 from orchestrator.config import Config
 from orchestrator.correlate import correlate
 from orchestrator.detectors import DETECTORS, Context
@@ -83,6 +84,8 @@ def analyse(store: Store, config: Config, *, sources: Sequence[str] = (), notes:
     """Score everything in ``store`` into a HuntReport; ``collected_hosts`` are hosts collected even if they
     turned out to have nothing to report."""
     now = now or datetime.now(timezone.utc)
+    if config.baseline:
+        attach_baseline(store, Path(config.baseline))
     ctx = Context(store, config)
     findings, chains = correlate(score(ctx, run_detectors(ctx), now))
     health = tuple(store.query("SELECT host, source, \"check\", sum(count) AS count, any_value(message) AS message "

@@ -29,6 +29,8 @@ SELECT d.host, d.process_identity, any_value(d.process_name) AS process_name,
 FROM dns d LEFT JOIN users u ON u.host = d.host AND u.pid = d.pid
 GROUP BY d.host, d.process_identity
 """
+# Signals about how common a pair is, not about what it does: alone they never make a finding.
+STATISTICS = {"rarity", "novelty", "unattributed"}
 RISK_THRESHOLDS = ((9.0, "Critical"), (6.0, "High"), (3.0, "Medium"))
 
 
@@ -121,7 +123,7 @@ class ProcessFacts:
 def score(ctx: Context, signals: Iterable[Signal], hunt_date: datetime) -> list[Finding]:
     facts = ProcessFacts(ctx)
     # Prevalence alone (a rare but otherwise unremarkable pair) is a stacking statistic, not a finding.
-    groups = [g for g in group_signals(signals) if g.score > 0 and set(g.signals) - {"rarity"}]
+    groups = [g for g in group_signals(signals) if g.score > 0 and set(g.signals) - STATISTICS]
     groups.sort(key=lambda g: (-g.score, g.key.host, g.key.process_identity, g.key.destination))
     findings = []
     for seq, group in enumerate(groups, start=1):

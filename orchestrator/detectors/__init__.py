@@ -10,6 +10,7 @@ from orchestrator.detectors.internal_scan import InternalScan
 from orchestrator.detectors.lolbin import Lolbin, OddPath
 from orchestrator.detectors.non_app_protocol import NonAppProtocol
 from orchestrator.detectors.nonstandard_port import NonstandardPort
+from orchestrator.detectors.novelty import Novelty
 from orchestrator.detectors.rarity import Rarity
 
 # Order is the tie-break when two signals weigh the same: the more specific behaviour names the technique.
@@ -23,6 +24,7 @@ DETECTORS: tuple[Detector, ...] = (
     Lolbin(),
     OddPath(),
     Rarity(),
+    Novelty(),
 )
 
 __all__ = ["DETECTORS", "Context", "Detector"]
