@@ -25,6 +25,7 @@ C2_PORTS: dict[int, str] = {
     4443: "alternate HTTPS C2", 1234: "common reverse shell", 5555: "common reverse shell / ADB",
 }
 
+IN_PROCESS_PORTS = frozenset({53, 5353, 5355})  # DNS, mDNS, LLMNR lookups made by the resolver library
 # Ports a well-known client program uses; anything else from it is worth a look.
 EXPECTED_PORTS: dict[str, frozenset[int]] = {
     "ssh": frozenset({22}),
@@ -62,7 +63,8 @@ class NonstandardPort:
         if port in C2_PORTS:
             return [pair.signal(self, 3.0, f"remote port {port} is a known C2/callback port ({C2_PORTS[port]})")]
         expected = EXPECTED_PORTS.get(pair.name)
-        if expected and port not in expected:
+        # Every program resolves names in-process (libc sends the query itself), so port 53 is never off-pattern.
+        if expected and port not in expected and port not in IN_PROCESS_PORTS:
             wanted = "/".join(str(p) for p in sorted(expected))
             return [pair.signal(self, 2.5, f"{pair.name} normally uses port {wanted}, here {port}")]
         if port not in ctx.config.common_ports and not ctx.config.is_internal(pair.remote_ip) and port < 49152:

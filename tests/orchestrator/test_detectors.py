@@ -218,3 +218,11 @@ def test_a_scans_orphaned_sockets_fold_into_the_scanner(jsonl) -> None:
                for i in range(5, 30) for n, port in enumerate((22, 445))]
     report = _report(jsonl, {"h1": scanner + orphans})
     assert [(f.process_path, f.technique) for f in report.findings] == [("/tmp/.svc/svc-scan", "T1046")]
+
+
+def test_name_lookups_are_not_an_off_pattern_port(jsonl) -> None:
+    """chronyd and ssh resolve names themselves: their UDP 53 to the resolver is not a non-standard port."""
+    lookups = [connection(pid=n, process_name=name, process_path=f"/usr/sbin/{name}", protocol="udp",
+                          remote_ip="10.66.0.53", remote_port=53, state="NONE") for n, name in ((1, "chronyd"),
+                                                                                                (2, "ssh"))]
+    assert _report(jsonl, {"h1": lookups}).findings == ()
