@@ -70,8 +70,14 @@ def _techniques(finding: dict[str, Any]) -> set[str]:
     return {t for t in [finding.get("technique"), *(finding.get("techniques") or [])] if t}
 
 
+def _program(finding: dict[str, Any]) -> str | None:
+    """The finding's program by identity: a binary deleted while it ran ("... (deleted)") is still that program."""
+    path = finding.get("process_path")
+    return path.removesuffix(" (deleted)") if isinstance(path, str) else path
+
+
 def matches(finding: dict[str, Any], truth: TruthPair) -> bool:
-    if finding.get("host") != truth.host or finding.get("process_path") != truth.process_path:
+    if finding.get("host") != truth.host or _program(finding) != truth.process_path:
         return False
     if truth.remote_range:
         return "T1046" in _techniques(finding) or _in_range(finding.get("remote_ip"), truth.remote_range)
@@ -140,7 +146,7 @@ def _detectors(finding: dict[str, Any]) -> tuple[str, ...]:
 
 def _related(finding: dict[str, Any], truth: list[TruthPair], malicious: set[tuple[str, str]]) -> bool:
     """Whether a finding is about malicious activity: a malicious process, or an unattributed socket to its C2."""
-    if (finding.get("host"), finding.get("process_path")) in malicious:
+    if (finding.get("host"), _program(finding)) in malicious:
         return True
     if finding.get("process_path"):
         return False

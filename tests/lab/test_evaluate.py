@@ -77,3 +77,10 @@ def test_placement_puts_each_attack_on_one_or_two_hosts_and_benign_everywhere() 
     assert {t.scenario for t in truth} == {"c2_beacon", "dns_exfiltration", "internal_scan", "cryptominer",
                                            "icmp_tunnel"}
     assert all(t.process_path.startswith(("/tmp/", "/var/tmp/", "/dev/shm/")) for t in truth)
+
+
+
+def test_a_binary_deleted_while_it_ran_is_still_the_same_program() -> None:
+    deleted = finding("ws05", SCAN.process_path + " (deleted)", "T1046", "Critical", 11.0, remote_ip=None)
+    result = evaluate({"findings": [deleted]}, [SCAN])
+    assert result.targets_met, result.failures
