@@ -1,4 +1,4 @@
-"""Fleet commands over a Velociraptor server: `artifacts push`, `hunt`, `clients`, and `collect --client`.
+"""Fleet commands over a Velociraptor server: `artifacts push`, `hunt`, `clients`, `monitor`, `collect --client`.
 
 cli.py calls ``register(app)`` to add them and ``collect_from_client`` for `collect --client`. They only parse
 options, call orchestrator.velociraptor and the pipeline, and print; failures to reach or use the server are
@@ -37,7 +37,7 @@ from orchestrator.model import risk_rank
 from orchestrator.pipeline import analyse
 from orchestrator.reports import Format
 from orchestrator.store import Store
-from orchestrator.velociraptor import api, pull
+from orchestrator.velociraptor import api, monitor, pull
 
 FINDING_LABEL = "connhunt-finding"
 
@@ -86,8 +86,13 @@ def _expected_clients(clients: list[api.ClientInfo], label: str | None, os_name:
 
 def run_hunt(*, api_config: Path | None, label: str | None, os_name: str | None, expires: str,
              resume: str | None, db: Path | None, wait: float, artifact: str, quiet: bool,
-             parameters: dict[str, Any] | None = None) -> tuple[Store, str, pull.PullProgress]:
-    """Start (or resume) a hunt and pull its results into a DuckDB file. Returns the store, hunt id, progress."""
+             parameters: dict[str, Any] | None = None,
+             monitor_window: int | None = None) -> tuple[Store, str, pull.PullProgress]:
+    """Start (or resume) a hunt and pull its results into a DuckDB file. Returns the store, hunt id, progress.
+
+    With ``monitor_window`` (seconds), also pull each hunted client's Custom.Connhunt.Monitor connections of that
+    window, so beacon scoring sees every reconnect and not just the one connection a snapshot catches.
+    """
     with _connected(api_config) as client:
         clients = api.list_clients(client)
         if resume:
@@ -105,6 +110,8 @@ def run_hunt(*, api_config: Path | None, label: str | None, os_name: str | None,
         hostnames = {c.client_id: c.hostname for c in clients}
         try:
             progress = _pull_with_bar(client, store, hunt_id, artifact, expect, wait, hostnames, quiet)
+            if monitor_window:
+                _pull_monitor(client, store, hunt_id, monitor_window, hostnames, progress, quiet)
         except api.VelociraptorError as exc:
             store.close()
             raise api.VelociraptorError(f"{exc}; rows pulled so far are kept, resume with: "
@@ -114,6 +121,18 @@ def run_hunt(*, api_config: Path | None, label: str | None, os_name: str | None,
             raise CollectionError(f"hunt {hunt_id}: interrupted; rows pulled so far are kept, resume with: "
                                   f"connhunt hunt --resume {hunt_id}") from None
     return store, hunt_id, progress
+
+
+def _pull_monitor(client: api.VelociraptorClient, store: Store, hunt_id: str, window: int,
+                  hostnames: dict[str, str], progress: pull.PullProgress, quiet: bool) -> None:
+    # The hunted clients are the ones the ledger holds flows of (on a resume too, where progress starts empty).
+    client_ids = {c for c, f in pull.pulled(store, hunt_id) if f != monitor.LEDGER_FLOW}
+    rows, rejected, skipped = monitor.pull_events(client, store, hunt_id, client_ids, window, hostnames=hostnames)
+    progress.notes.append(f"hunt {hunt_id}: {rows} connection(s) from {monitor.ARTIFACT} events of the last "
+                          f"{window}s" + (f" ({rejected} rejected)" if rejected else "")
+                          + (f"; {skipped} client(s) pulled by an earlier run" if skipped else ""))
+    if not quiet:
+        err.print(progress.notes[-1], highlight=False, soft_wrap=True)
 
 
 def _pull_with_bar(client: api.VelociraptorClient, store: Store, hunt_id: str, artifact: str,
@@ -196,7 +215,7 @@ def _write_jsonl(store: Store, output: Path) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    """Add `artifacts push`, `hunt` and `clients` to connhunt's command line."""
+    """Add `artifacts push`, `hunt`, `clients` and `monitor enable|disable` to connhunt's command line."""
     artifacts_app = typer.Typer(help="Manage connhunt's Velociraptor artifacts on the server.", no_args_is_help=True)
 
     @artifacts_app.command("push")
@@ -229,6 +248,9 @@ def register(app: typer.Typer) -> None:
                                                 "~/.local/share/connhunt/hunt-<id>.duckdb).")] = None,
         wait: Annotated[float, typer.Option(help="Seconds to wait for clients to finish.")] = 300.0,
         artifact: Annotated[str, typer.Option(help="Artifact to hunt with.")] = api.ARTIFACT,
+        monitor_window: Annotated[str | None, typer.Option(
+            "--monitor-window", help="Also pull the hunted clients' Custom.Connhunt.Monitor connections of this "
+                                     "long (90s, 15m, 1h) for beacon timing; needs `connhunt monitor enable`.")] = None,
         fmt: FormatOpt = Format.text,
         min_risk: MinRiskOpt = Risk.medium,
         fail_on: FailOnOpt = None,
@@ -249,13 +271,15 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter(f"--os {os_name!r}: use linux, windows or darwin")
         try:
             api.parse_duration(expires)
+            window = api.parse_duration(monitor_window) if monitor_window else None
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from None
         if wait <= 0:
             raise typer.BadParameter("--wait must be greater than 0")
         cfg = load_config(config)
         store, hunt_id, progress = run_hunt(api_config=api_config, label=label, os_name=os_name, expires=expires,
-                                            resume=resume, db=db, wait=wait, artifact=artifact, quiet=quiet)
+                                            resume=resume, db=db, wait=wait, artifact=artifact, quiet=quiet,
+                                            monitor_window=window)
         with store:
             notes = [*progress.notes, f"hunt {hunt_id}: {progress.scheduled} client(s) scheduled, "
                      f"{progress.finished} finished, {progress.errors} with errors; rows in {store.path}"]
@@ -289,3 +313,56 @@ def register(app: typer.Typer) -> None:
         for c in rows:
             seen = datetime.fromtimestamp(c.last_seen).isoformat(timespec="seconds") if c.last_seen else "never"
             sys.stdout.write(f"{c.client_id}\t{c.hostname}\t{c.os}\t{','.join(c.labels) or '-'}\t{seen}\n")
+
+    monitor_app = typer.Typer(help=f"Install or remove {monitor.ARTIFACT} in the server's client event monitoring "
+                                   f"table.", no_args_is_help=True)
+
+    @monitor_app.command("enable")
+    @reports_errors
+    def monitor_enable(
+        label: Annotated[str | None, typer.Option(help="Only clients with this label (default: all clients).")] = None,
+        interval: Annotated[int, typer.Option(min=1, help="Seconds between two samples of the socket table; "
+                                                          "connections shorter than this can be missed.")] = 10,
+        batch_wait: Annotated[int | None, typer.Option(
+            "--batch-wait", min=1, help="Seconds a client may hold events before uploading them (default: the "
+                                        "server's, about 2 minutes).")] = None,
+        api_config: ApiConfigOpt = None,
+        quiet: QuietOpt = False,
+    ) -> None:
+        """Run Custom.Connhunt.Monitor on clients, so hunts with --monitor-window get connection timing.
+
+        Safe to repeat (running it again with other options replaces the settings). Push the artifacts first.
+        Clients pick the change up the next time they talk to the server. Exit codes: 0 ok; 2 bad usage;
+        3 the server could not be reached or refused the change.
+
+        Example: connhunt monitor enable --label servers --interval 5
+        """
+        with _connected(api_config) as client:
+            changed = monitor.enable(client, label=label, interval=interval, batch_wait=batch_wait)
+        if not quiet:
+            where = f"clients labelled {label}" if label else "all clients"
+            err.print(f"{monitor.ARTIFACT} {'enabled' if changed else 'already enabled'} on {where} "
+                      f"(every {interval}s)", highlight=False, soft_wrap=True)
+
+    @monitor_app.command("disable")
+    @reports_errors
+    def monitor_disable(
+        label: Annotated[str | None, typer.Option(help="The label group to remove it from (default: the "
+                                                       "all-clients group).")] = None,
+        api_config: ApiConfigOpt = None,
+        quiet: QuietOpt = False,
+    ) -> None:
+        """Stop running Custom.Connhunt.Monitor on clients (safe to repeat).
+
+        Exit codes: 0 ok (also when it was not installed); 3 the server could not be reached or refused the change.
+
+        Example: connhunt monitor disable --label servers
+        """
+        with _connected(api_config) as client:
+            removed = monitor.disable(client, label=label)
+        if not quiet:
+            where = f"clients labelled {label}" if label else "all clients"
+            err.print(f"{monitor.ARTIFACT} {'disabled' if removed else 'was not enabled'} on {where}",
+                      highlight=False, soft_wrap=True)
+
+    app.add_typer(monitor_app, name="monitor")

@@ -86,33 +86,52 @@ def pull_flow(client: api.VelociraptorClient, store: Store, hunt_id: str, flow: 
               hostname: str = "", progress: PullProgress | None = None,
               on_progress: Progress | None = None) -> tuple[int, int]:
     """Store one finished flow's rows and its ledger entry in one transaction. Returns (rows, rejected)."""
+
+    def batches() -> Iterator[tuple[bool, list[dict[str, Any]]]]:
+        for source in api.sources_of([flow], artifact):
+            dns = is_dns_source(source)
+            for batch in api.flow_results(client, flow.client_id, flow.flow_id, source):
+                yield dns, batch
+
+    notes = []
+    if flow.state == "ERROR":
+        notes.append(("collection_error", f"hunt {hunt_id} flow {flow.flow_id}: {flow.status or 'collection failed'}"))
+    return store_ledgered(store, hunt_id, flow.client_id, flow.flow_id, flow.state, batches(), hostname, notes,
+                          progress, on_progress)
+
+
+def store_ledgered(store: Store, hunt_id: str, client_id: str, flow_id: str, state: str,
+                   batches: Iterable[tuple[bool, list[dict[str, Any]]]], hostname: str = "",
+                   notes: Iterable[tuple[str, str]] = (), progress: PullProgress | None = None,
+                   on_progress: Progress | None = None) -> tuple[int, int]:
+    """Store batches of raw rows ((is_dns, rows) pairs) and one ledger row in one transaction.
+
+    Shared by flow pulls and monitor-event pulls (monitor.py) so both get the same exactly-once guarantee: a
+    caller that finds (hunt_id, client_id, flow_id) in ``pulled()`` skips it. ``notes`` are (check, message)
+    health notes stored with the rows. Returns (rows, rejected).
+    """
     ensure_ledger(store)
     con = store.con
     total = 0
     rejected: list[str] = []
     con.execute("BEGIN TRANSACTION")
     try:
-        for source in api.sources_of([flow], artifact):
-            dns = is_dns_source(source)
+        for dns, batch in batches:
             table = "dns" if dns else "connections"
-            for batch in api.flow_results(client, flow.client_id, flow.flow_id, source):
-                hostname = hostname or str(batch[0].get("host") or "")
-                total += store.insert(table, _normalised(batch, flow.client_id, hostname, dns, rejected))
-                if progress is not None:
-                    progress.rows += len(batch)
-                    if on_progress:
-                        on_progress(progress)
-        host = hostname or flow.client_id
-        notes = []
+            hostname = hostname or str(batch[0].get("host") or "")
+            total += store.insert(table, _normalised(batch, client_id, hostname, dns, rejected))
+            if progress is not None:
+                progress.rows += len(batch)
+                if on_progress:
+                    on_progress(progress)
+        host = hostname or client_id
+        health = [{"host": host, "check": check, "count": 1, "message": message} for check, message in notes]
         if rejected:
-            notes.append({"host": host, "check": "rejected_record", "count": len(rejected),
-                          "message": f"hunt {hunt_id}: {rejected[0]}"})
-        if flow.state == "ERROR":
-            notes.append({"host": host, "check": "collection_error", "count": 1,
-                          "message": f"hunt {hunt_id} flow {flow.flow_id}: {flow.status or 'collection failed'}"})
-        store.insert("health", [normalise_health(n, default_source=SOURCE) for n in notes])
+            health.insert(0, {"host": host, "check": "rejected_record", "count": len(rejected),
+                              "message": f"hunt {hunt_id}: {rejected[0]}"})
+        store.insert("health", [normalise_health(n, default_source=SOURCE) for n in health])
         con.execute(f"INSERT INTO {LEDGER} VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [hunt_id, flow.client_id, flow.flow_id, flow.state, total, len(rejected),
+                    [hunt_id, client_id, flow_id, state, total, len(rejected),
                      datetime.now(timezone.utc).replace(tzinfo=None)])
         con.execute("COMMIT")
     except BaseException:

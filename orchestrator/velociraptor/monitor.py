@@ -1,0 +1,187 @@
+"""Client event monitoring with Custom.Connhunt.Monitor: install it on clients, and pull its events into a hunt.
+
+A hunt's netstat snapshot sees each connection once, so beacon scoring (which needs the start time of every
+reconnect) has nothing to work with. The monitor artifact samples the socket table every Interval seconds on the
+endpoint and emits an "opened" row for each new connection; pulled over a window, those rows give one connection
+row per reconnect, with first_seen = when it opened.
+
+Installing edits the server's client monitoring table (get_client_monitoring / set_client_monitoring). We use
+get/set rather than add_client_monitoring() because only a full spec can carry ``max_batch_wait`` (how long a
+client holds event rows before uploading them; the server's default is about two minutes), and because
+add_client_monitoring() leaves an already-installed artifact's parameters as they were. The read-modify-write is
+not atomic against another administrator editing the table at the same moment.
+
+Pulled events are stored through pull.store_ledgered under a ledger entry per (hunt, client), so a resumed hunt
+does not store them twice.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from orchestrator.store import Store
+from orchestrator.velociraptor import api, pull
+
+ARTIFACT = "Custom.Connhunt.Monitor"
+DEFAULT_INTERVAL = 10
+# Ledger flow id of a hunt's monitor pull: one per (hunt, client), whatever the window.
+LEDGER_FLOW = f"monitor:{ARTIFACT}"
+# A connection is the same while these are (the artifact's own _key), and one opening is one first_seen.
+_IDENTITY = ("protocol", "local_ip", "local_port", "remote_ip", "remote_port", "pid", "process_start", "first_seen")
+
+
+def _get_table(client: api.VelociraptorClient) -> dict[str, Any]:
+    rows = client.query("SELECT get_client_monitoring() AS table FROM scope()", context="client monitoring table")
+    table = rows[0].get("table") if rows else None
+    if not isinstance(table, dict):
+        raise api.VelociraptorError(f"Velociraptor API {client.endpoint}: could not read the client monitoring "
+                                    f"table")
+    return table
+
+
+def _group(table: dict[str, Any], label: str | None, create: bool) -> dict[str, Any] | None:
+    """The artifact collector args of the 'all clients' group, or of one label group."""
+    if not label:
+        return table.setdefault("artifacts", {})
+    for group in table.setdefault("label_events", []):
+        if group.get("label") == label:
+            return group.setdefault("artifacts", {})
+    if not create:
+        return None
+    group = {"label": label, "artifacts": {}}
+    table["label_events"].append(group)
+    return group["artifacts"]
+
+
+def _without(group: dict[str, Any], artifact: str) -> bool:
+    """Remove the artifact from one group; True when it was there."""
+    before = list(group.get("artifacts") or ())
+    group["artifacts"] = [a for a in before if a != artifact]
+    specs = list(group.get("specs") or ())
+    group["specs"] = [s for s in specs if s.get("artifact") != artifact]
+    return len(group["artifacts"]) != len(before) or len(group["specs"]) != len(specs)
+
+
+def _set_table(client: api.VelociraptorClient, table: dict[str, Any]) -> dict[str, Any]:
+    # The server recompiles every group from artifacts + specs; stale compiled queries must not be sent back.
+    for group in [table.get("artifacts") or {}, *[g.get("artifacts") or {} for g in table.get("label_events", [])]]:
+        group.pop("compiled_collector_args", None)
+    table.pop("version", None)
+    rows = client.query("SELECT set_client_monitoring(value=parse_json(data=Table)) AS table FROM scope()",
+                        {"Table": json.dumps(table)}, context="client monitoring table")
+    result = rows[0].get("table") if rows else None
+    if not isinstance(result, dict):
+        raise api.VelociraptorError(f"Velociraptor API {client.endpoint}: the server did not accept the client "
+                                    f"monitoring table")
+    return result
+
+
+def enable(client: api.VelociraptorClient, *, label: str | None = None, interval: int = DEFAULT_INTERVAL,
+           batch_wait: int | None = None, parameters: Mapping[str, Any] | None = None) -> bool:
+    """Install (or reinstall with these parameters) the monitor for all clients or one label group.
+
+    Idempotent: the artifact appears once in the group whatever was there before. ``batch_wait`` is how many
+    seconds a client may hold event rows before uploading them (None: the server's default). Returns True when
+    the group's entry changed.
+    """
+    if interval < 1:
+        raise ValueError("the monitor interval must be at least 1 second")
+    table = _get_table(client)
+    group = _group(table, label, create=True)
+    assert group is not None
+    env = {"Interval": interval, **(parameters or {})}
+    spec: dict[str, Any] = {"artifact": ARTIFACT, "parameters": {
+        "env": [{"key": k, "value": api._artifact_param(v)} for k, v in env.items()]}}
+    if batch_wait:
+        spec["max_batch_wait"] = int(batch_wait)
+    previous = [s for s in group.get("specs") or () if s.get("artifact") == ARTIFACT]
+    unchanged = ARTIFACT in (group.get("artifacts") or ()) and previous == [spec]
+    if unchanged:
+        return False
+    _without(group, ARTIFACT)
+    group["artifacts"].append(ARTIFACT)
+    group["specs"].append(spec)
+    with api._hint_unknown_artifact():
+        _set_table(client, table)
+    return True
+
+
+def disable(client: api.VelociraptorClient, *, label: str | None = None) -> bool:
+    """Remove the monitor from all clients or one label group. Returns False when it was not installed there."""
+    table = _get_table(client)
+    group = _group(table, label, create=False)
+    if group is None or not _without(group, ARTIFACT):
+        return False
+    _set_table(client, table)
+    return True
+
+
+def installed(client: api.VelociraptorClient) -> list[str]:
+    """Where the monitor is installed: 'all' and/or 'label:<name>'."""
+    table = _get_table(client)
+    where = ["all"] if ARTIFACT in ((table.get("artifacts") or {}).get("artifacts") or ()) else []
+    where += [f"label:{g.get('label')}" for g in table.get("label_events") or ()
+              if ARTIFACT in ((g.get("artifacts") or {}).get("artifacts") or ())]
+    return where
+
+
+def events(client: api.VelociraptorClient, client_id: str, start: float, end: float) -> Iterator[list[dict[str, Any]]]:
+    """Batches of the monitor's event rows one client uploaded between two epoch times (server receive time)."""
+    return client.stream("SELECT * FROM source(client_id=ClientId, artifact=ArtifactName, start_time=Start, "
+                         "end_time=End)",
+                         {"ClientId": client_id, "ArtifactName": ARTIFACT, "Start": int(start), "End": int(end) + 1},
+                         timeout=max(client.timeout, api.RESULTS_TIMEOUT), context=f"monitor events of {client_id}")
+
+
+def connection_rows(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One connection row per opening: 'opened'/'present' rows, with last_seen taken from their 'closed' row.
+
+    Every reconnect of a beacon is a new socket, hence its own row and its own first_seen: exactly the series of
+    starts the beacon detector scores. A 'closed' row whose opening fell before the window still stands for a
+    connection (it carries the opening's first_seen), so it is kept on its own.
+    """
+    merged: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for row in rows:
+        event = row.get("event")
+        if event not in ("opened", "present", "closed"):
+            continue
+        key = tuple(row.get(k) for k in _IDENTITY)
+        record = {k: v for k, v in row.items() if k != "event" and not k.startswith("_")}
+        if key not in merged:
+            merged[key] = record
+        elif event == "closed":
+            merged[key].update(last_seen=record.get("last_seen"), observations=record.get("observations"))
+    return list(merged.values())
+
+
+def pull_events(client: api.VelociraptorClient, store: Store, hunt_id: str, client_ids: Iterable[str],
+                window: float, *, hostnames: Mapping[str, str] | None = None,
+                now: float | None = None) -> tuple[int, int, int]:
+    """Store each client's monitor connections of the last ``window`` seconds into the hunt's store, ledgered.
+
+    Clients already in the ledger for this hunt are skipped, so a resumed hunt never doubles them. Returns
+    (rows, rejected, skipped): rows and rejected over the clients pulled now, skipped clients pulled before.
+    """
+    end = time.time() if now is None else now
+    start = end - window
+    done = pull.pulled(store, hunt_id)
+    total = rejected = skipped = 0
+    for client_id in sorted(set(client_ids)):
+        if (client_id, LEDGER_FLOW) in done:
+            skipped += 1
+            continue
+        # Whole window in memory: opened and closed rows must meet to merge. Monitor rows are few (one per
+        # connection change), so a window's worth per client is small next to a netstat flow.
+        raw = [row for batch in events(client, client_id, start, end) for row in batch]
+        rows = connection_rows(raw)
+        state = "FINISHED" if rows else "EMPTY"
+        notes = [] if raw else [("monitor_empty", f"hunt {hunt_id}: no {ARTIFACT} events from {client_id} in the "
+                                                  f"last {int(window)}s (run `connhunt monitor enable`)")]
+        n, bad = pull.store_ledgered(store, hunt_id, client_id, LEDGER_FLOW, state, [(False, rows)] if rows else [],
+                                     (hostnames or {}).get(client_id, ""), notes)
+        total += n
+        rejected += bad
+    return total, rejected, skipped

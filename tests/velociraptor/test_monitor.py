@@ -1,0 +1,174 @@
+"""End to end: `connhunt monitor enable`, a beacon, and `connhunt hunt --monitor-window` scoring its timing.
+
+A beacon is planted on this machine: a copy of the Python interpreter renamed /tmp/connhunt-test-*/updaterd that
+connects to 203.0.113.50:4444 every 2 s, a listener inside a network namespace made for the test (set up as in
+test_hunt.py: point-to-point /32s, so nothing else of 203.0.113.0/24 is routed here). A netstat snapshot sees one
+of those connections; only the monitor's events give the series of starts that the beacon detector (T1071) scores.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from orchestrator.store import Store
+from orchestrator.velociraptor import api, monitor, pull
+
+pytestmark = pytest.mark.velociraptor
+
+ROOT = Path(__file__).resolve().parents[2]
+HOST_IP, PEER_IP, PORT = "203.0.113.1", "203.0.113.50", 4444
+PERIOD = 2.0
+# Enough openings for the detector (beacon_min_connections is 6) with room for a missed sample or two.
+WANT_OPENED = 10
+EVENTS_TIMEOUT = 75.0
+
+
+def run_cli(*args: str, tmp: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", "from orchestrator.cli import main; main()", *args],
+                          capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+                          env={**os.environ, "COLUMNS": "200", "CONNHUNT_DATA": str(tmp / "data")})
+
+
+def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=30)
+    if check and proc.returncode != 0:
+        raise RuntimeError(f"ip {' '.join(args)}: {proc.stderr.strip()}")
+    return proc
+
+
+@dataclass
+class Beacon:
+    path: Path
+    proc: subprocess.Popen[str]
+
+
+@pytest.fixture
+def beacon() -> Iterator[Beacon]:
+    """The planted beacon and the namespace it talks to; everything is removed however the test ends."""
+    if shutil.which("ip") is None or os.geteuid() != 0:
+        pytest.skip("needs root and iproute2 for a network namespace")
+    tag = f"{os.getpid() % 100000}"
+    ns, host_if, peer_if = f"chmo{tag}", f"chmo{tag}h", f"chmo{tag}n"
+    workdir = Path(tempfile.mkdtemp(prefix="connhunt-test-", dir="/tmp"))
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        ip("netns", "add", ns)
+        ip("link", "add", host_if, "type", "veth", "peer", "name", peer_if)
+        ip("link", "set", peer_if, "netns", ns)
+        # Point-to-point /32s: only 203.0.113.50 is routed here, nothing else of 203.0.113.0/24.
+        ip("addr", "add", HOST_IP, "peer", f"{PEER_IP}/32", "dev", host_if)
+        ip("link", "set", host_if, "up")
+        ip("netns", "exec", ns, "ip", "addr", "add", PEER_IP, "peer", f"{HOST_IP}/32", "dev", peer_if)
+        ip("netns", "exec", ns, "ip", "link", "set", peer_if, "up")
+        ip("netns", "exec", ns, "ip", "link", "set", "lo", "up")
+        # Bounded: at most 300 connections, and it gives up after 60 s without one.
+        listener = subprocess.Popen(
+            ["ip", "netns", "exec", ns, sys.executable, "-c",
+             "import socket\n"
+             f"s = socket.create_server(('{PEER_IP}', {PORT}))\n"
+             "s.settimeout(60)\n"
+             "print('ready', flush=True)\n"
+             "for _ in range(300):\n"
+             "    c, _ = s.accept(); c.sendall(b'ok'); c.close()\n"], stdout=subprocess.PIPE, text=True)
+        procs.append(listener)
+        assert listener.stdout is not None and listener.stdout.readline().strip() == "ready"
+        path = workdir / "updaterd"
+        shutil.copy2(os.path.realpath(sys.executable), path)
+        # Each check-in is a new socket held 1.5 s: longer than the monitor's 1 s sampling, so every one is seen.
+        proc = subprocess.Popen(
+            [str(path), "-c",
+             "import socket, time\n"
+             "print('started', flush=True)\n"
+             "for _ in range(150):\n"
+             "    start = time.monotonic()\n"
+             f"    s = socket.create_connection(('{PEER_IP}', {PORT}), timeout=10)\n"
+             "    s.recv(2); time.sleep(1.5); s.close()\n"
+             f"    time.sleep(max(0.0, {PERIOD} - (time.monotonic() - start)))\n"],
+            stdout=subprocess.PIPE, text=True)
+        procs.append(proc)
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "started"
+        yield Beacon(path=path, proc=proc)
+    finally:
+        for p in reversed(procs):
+            p.kill()
+            p.wait(10)
+        ip("netns", "del", ns, check=False)
+        ip("link", "del", host_if, check=False)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _opened(client: api.VelociraptorClient, client_id: str, path: Path) -> int:
+    now = time.time()
+    return sum(1 for batch in monitor.events(client, client_id, now - 600, now) for row in batch
+               if row.get("event") == "opened" and row.get("process_path") == str(path))
+
+
+def test_monitor_window_gives_the_hunt_beacon_timing(velociraptor, beacon: Beacon, tmp_path: Path) -> None:
+    config = str(velociraptor.api_config)
+    pushed = run_cli("artifacts", "push", "--api-config", config, tmp=tmp_path)
+    assert pushed.returncode == 0, pushed.stderr
+    try:
+        # A short batch wait so the client uploads events within seconds, not the server's default 2 minutes.
+        enabled = run_cli("monitor", "enable", "--api-config", config, "--interval", "1", "--batch-wait", "2",
+                          tmp=tmp_path)
+        assert enabled.returncode == 0, enabled.stderr
+        again = run_cli("monitor", "enable", "--api-config", config, "--interval", "1", "--batch-wait", "2",
+                        tmp=tmp_path)
+        assert again.returncode == 0 and "already enabled" in again.stderr, again.stderr
+        with api.connect(config) as client:
+            assert monitor.installed(client) == ["all"]
+            # A client takes a new event table when it next sends the server something; a quick collection
+            # makes that now rather than at its next event upload (up to two minutes away).
+            api.collect_client(client, velociraptor.client_id, wait=60)
+            deadline = time.monotonic() + EVENTS_TIMEOUT
+            seen = 0
+            for _ in range(int(EVENTS_TIMEOUT)):
+                seen = _opened(client, velociraptor.client_id, beacon.path)
+                if seen >= WANT_OPENED or time.monotonic() >= deadline:
+                    break
+                time.sleep(1)
+        assert seen >= WANT_OPENED, f"only {seen} opened events from the monitor in {EVENTS_TIMEOUT:.0f}s"
+
+        db = tmp_path / "hunt.duckdb"
+        proc = run_cli("hunt", "--api-config", config, "--expires", "10m", "--wait", "120", "--db", str(db),
+                       "--monitor-window", "10m", "--format", "json", "--min-risk", "low", tmp=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        assert "Traceback" not in proc.stderr
+        report = json.loads(proc.stdout)
+        mine = [f for f in report["findings"] if f["process_path"] == str(beacon.path)]
+        assert mine, [(f["process_path"], f["destination"]) for f in report["findings"]]
+        finding = mine[0]
+        assert "T1071" in finding["techniques"], finding
+        assert any(e.startswith("[beacon") for e in finding["evidence"]), finding["evidence"]
+        assert finding["remote_ip"] == PEER_IP and finding["remote_port"] == PORT
+
+        # Every opening is its own row, and the monitor pull is ledgered: a resume adds nothing.
+        with Store(db) as store:
+            starts = store.query("SELECT count(DISTINCT first_seen) AS n FROM connections WHERE process_path = ?",
+                                 [str(beacon.path)])[0]["n"]
+            ledger = store.query(f"SELECT hunt_id, flow_id FROM {pull.LEDGER}")
+            before = store.count("connections")
+        assert starts >= WANT_OPENED
+        assert [r["flow_id"] for r in ledger].count(monitor.LEDGER_FLOW) == 1
+        hunt_id = ledger[0]["hunt_id"]
+        resumed = run_cli("hunt", "--resume", hunt_id, "--api-config", config, "--db", str(db), "--wait", "60",
+                          "--monitor-window", "10m", "--format", "json", "--min-risk", "low", tmp=tmp_path)
+        assert resumed.returncode == 0, resumed.stderr
+        with Store(db) as store:
+            assert store.count("connections") == before
+    finally:
+        disabled = run_cli("monitor", "disable", "--api-config", config, tmp=tmp_path)
+    assert disabled.returncode == 0, disabled.stderr
+    with api.connect(config) as client:
+        assert monitor.installed(client) == []
