@@ -346,8 +346,8 @@ def create_hunt(client: VelociraptorClient, artifact: str = ARTIFACT, *, label: 
         params["TargetOS"] = f"^{re.escape(os.lower())}$"
     elif os:
         os_condition = os.lower()
-    spec = {artifact: {k: _artifact_param(v) for k, v in params.items()}}
-    with _hint_unknown_artifact():
+    spec = {artifact: {k: artifact_param(v) for k, v in params.items()}}
+    with hint_unknown_artifact():
         rows = client.query(
             "SELECT hunt(artifacts=[ArtifactName], description=Description, spec=parse_json(data=Spec), "
             "expires=now() + int(int=ExpiresSec), include_labels=parse_json_array(data=Labels), os=OS) AS hunt "
@@ -364,7 +364,7 @@ def create_hunt(client: VelociraptorClient, artifact: str = ARTIFACT, *, label: 
 
 
 @contextmanager
-def _hint_unknown_artifact() -> Iterator[None]:
+def hint_unknown_artifact() -> Iterator[None]:
     try:
         yield
     except VelociraptorError as exc:
@@ -373,7 +373,7 @@ def _hint_unknown_artifact() -> Iterator[None]:
         raise
 
 
-def _artifact_param(value: Any) -> str:
+def artifact_param(value: Any) -> str:
     if isinstance(value, bool):
         return "Y" if value else "N"
     return str(value)
@@ -439,8 +439,8 @@ def collect_client(client: VelociraptorClient, client_id: str, artifact: str = A
                    parameters: Mapping[str, Any] | None = None, wait: float = 300.0,
                    poll: float = 1.0, sleep: Callable[[float], None] = time.sleep) -> HuntFlow:
     """Schedule a collection on one client and wait (bounded) until its flow has finished."""
-    env = {k: _artifact_param(v) for k, v in (parameters or {}).items()}
-    with _hint_unknown_artifact():
+    env = {k: artifact_param(v) for k, v in (parameters or {}).items()}
+    with hint_unknown_artifact():
         rows = client.query("SELECT collect_client(client_id=ClientId, artifacts=[ArtifactName], "
                             "env=parse_json(data=Env)).flow_id AS flow_id FROM scope()",
                             {"ClientId": client_id, "ArtifactName": artifact, "Env": env},

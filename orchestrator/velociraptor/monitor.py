@@ -94,7 +94,7 @@ def enable(client: api.VelociraptorClient, *, label: str | None = None, interval
     assert group is not None
     env = {"Interval": interval, **(parameters or {})}
     spec: dict[str, Any] = {"artifact": ARTIFACT, "parameters": {
-        "env": [{"key": k, "value": api._artifact_param(v)} for k, v in env.items()]}}
+        "env": [{"key": k, "value": api.artifact_param(v)} for k, v in env.items()]}}
     if batch_wait:
         spec["max_batch_wait"] = int(batch_wait)
     previous = [s for s in group.get("specs") or () if s.get("artifact") == ARTIFACT]
@@ -104,7 +104,7 @@ def enable(client: api.VelociraptorClient, *, label: str | None = None, interval
     _without(group, ARTIFACT)
     group["artifacts"].append(ARTIFACT)
     group["specs"].append(spec)
-    with api._hint_unknown_artifact():
+    with api.hint_unknown_artifact():
         _set_table(client, table)
     return True
 
