@@ -8,11 +8,7 @@ must name that process and technique T1571 (or T1071). Traffic goes only to that
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,25 +18,11 @@ import pytest
 
 from orchestrator.store import Store
 from orchestrator.velociraptor import api, pull
+from tests.velociraptor.planted import PEER_IP, PORT, ROOT, peer_namespace, planted_copy, run_cli
 
 pytestmark = pytest.mark.velociraptor
 
-ROOT = Path(__file__).resolve().parents[2]
 BENCH_ARTIFACT = ROOT / "bench" / "pull" / "Custom.Connhunt.Bench.Rows.yaml"
-HOST_IP, PEER_IP, PORT = "203.0.113.1", "203.0.113.50", 4444
-
-
-def run_cli(*args: str, tmp: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", "from orchestrator.cli import main; main()", *args],
-                          capture_output=True, text=True, timeout=timeout, cwd=ROOT,
-                          env={**os.environ, "COLUMNS": "200", "CONNHUNT_DATA": str(tmp / "data")})
-
-
-def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=30)
-    if check and proc.returncode != 0:
-        raise RuntimeError(f"ip {' '.join(args)}: {proc.stderr.strip()}")
-    return proc
 
 
 @dataclass
@@ -52,33 +34,13 @@ class Backdoor:
 @pytest.fixture
 def backdoor() -> Iterator[Backdoor]:
     """The planted process and the namespace it talks to; everything is removed however the test ends."""
-    if shutil.which("ip") is None or os.geteuid() != 0:
-        pytest.skip("needs root and iproute2 for a network namespace")
-    tag = f"{os.getpid() % 100000}"
-    ns, host_if, peer_if = f"chvr{tag}", f"chvr{tag}h", f"chvr{tag}n"
-    workdir = Path(tempfile.mkdtemp(prefix="connhunt-test-", dir="/tmp"))
-    procs: list[subprocess.Popen[str]] = []
-    try:
-        ip("netns", "add", ns)
-        ip("link", "add", host_if, "type", "veth", "peer", "name", peer_if)
-        ip("link", "set", peer_if, "netns", ns)
-        # Point-to-point /32s: only 203.0.113.50 is routed here, nothing else of 203.0.113.0/24.
-        ip("addr", "add", HOST_IP, "peer", f"{PEER_IP}/32", "dev", host_if)
-        ip("link", "set", host_if, "up")
-        ip("netns", "exec", ns, "ip", "addr", "add", PEER_IP, "peer", f"{HOST_IP}/32", "dev", peer_if)
-        ip("netns", "exec", ns, "ip", "link", "set", peer_if, "up")
-        ip("netns", "exec", ns, "ip", "link", "set", "lo", "up")
-        listener = subprocess.Popen(
-            ["ip", "netns", "exec", ns, sys.executable, "-c",
-             "import socket, sys\n"
-             f"s = socket.create_server(('{PEER_IP}', {PORT}))\n"
-             "print('ready', flush=True)\n"
-             "s.settimeout(60); c, _ = s.accept(); c.sendall(b'ok')\n"
-             "sys.stdin.read()\n"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        procs.append(listener)
-        assert listener.stdout is not None and listener.stdout.readline().strip() == "ready"
-        path = workdir / "updaterd"
-        shutil.copy2(os.path.realpath(sys.executable), path)
+    listener = ("import socket, sys\n"
+                f"s = socket.create_server(('{PEER_IP}', {PORT}))\n"
+                "print('ready', flush=True)\n"
+                "s.settimeout(60); c, _ = s.accept(); c.sendall(b'ok')\n"
+                "sys.stdin.read()\n")
+    with peer_namespace("chvr", listener) as (workdir, procs):
+        path = planted_copy(workdir)
         proc = subprocess.Popen(
             [str(path), "-c",
              "import socket, sys\n"
@@ -88,18 +50,6 @@ def backdoor() -> Iterator[Backdoor]:
         procs.append(proc)
         assert proc.stdout is not None and proc.stdout.readline().strip() == "connected"
         yield Backdoor(path=path, proc=proc)
-    finally:
-        for p in procs:
-            if p.stdin:
-                p.stdin.close()
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(10)
-        ip("netns", "del", ns, check=False)
-        ip("link", "del", host_if, check=False)
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def test_hunt_finds_the_planted_backdoor(velociraptor, backdoor: Backdoor, tmp_path: Path) -> None:

@@ -9,11 +9,7 @@ of those connections; only the monitor's events give the series of starts that t
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,28 +19,14 @@ import pytest
 
 from orchestrator.store import Store
 from orchestrator.velociraptor import api, monitor, pull
+from tests.velociraptor.planted import PEER_IP, PORT, peer_namespace, planted_copy, run_cli
 
 pytestmark = pytest.mark.velociraptor
 
-ROOT = Path(__file__).resolve().parents[2]
-HOST_IP, PEER_IP, PORT = "203.0.113.1", "203.0.113.50", 4444
 PERIOD = 2.0
 # Enough openings for the detector (beacon_min_connections is 6) with room for a missed sample or two.
 WANT_OPENED = 10
 EVENTS_TIMEOUT = 75.0
-
-
-def run_cli(*args: str, tmp: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", "from orchestrator.cli import main; main()", *args],
-                          capture_output=True, text=True, timeout=timeout, cwd=ROOT,
-                          env={**os.environ, "COLUMNS": "200", "CONNHUNT_DATA": str(tmp / "data")})
-
-
-def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=30)
-    if check and proc.returncode != 0:
-        raise RuntimeError(f"ip {' '.join(args)}: {proc.stderr.strip()}")
-    return proc
 
 
 @dataclass
@@ -56,35 +38,15 @@ class Beacon:
 @pytest.fixture
 def beacon() -> Iterator[Beacon]:
     """The planted beacon and the namespace it talks to; everything is removed however the test ends."""
-    if shutil.which("ip") is None or os.geteuid() != 0:
-        pytest.skip("needs root and iproute2 for a network namespace")
-    tag = f"{os.getpid() % 100000}"
-    ns, host_if, peer_if = f"chmo{tag}", f"chmo{tag}h", f"chmo{tag}n"
-    workdir = Path(tempfile.mkdtemp(prefix="connhunt-test-", dir="/tmp"))
-    procs: list[subprocess.Popen[str]] = []
-    try:
-        ip("netns", "add", ns)
-        ip("link", "add", host_if, "type", "veth", "peer", "name", peer_if)
-        ip("link", "set", peer_if, "netns", ns)
-        # Point-to-point /32s: only 203.0.113.50 is routed here, nothing else of 203.0.113.0/24.
-        ip("addr", "add", HOST_IP, "peer", f"{PEER_IP}/32", "dev", host_if)
-        ip("link", "set", host_if, "up")
-        ip("netns", "exec", ns, "ip", "addr", "add", PEER_IP, "peer", f"{HOST_IP}/32", "dev", peer_if)
-        ip("netns", "exec", ns, "ip", "link", "set", peer_if, "up")
-        ip("netns", "exec", ns, "ip", "link", "set", "lo", "up")
-        # Bounded: at most 300 connections, and it gives up after 60 s without one.
-        listener = subprocess.Popen(
-            ["ip", "netns", "exec", ns, sys.executable, "-c",
-             "import socket\n"
-             f"s = socket.create_server(('{PEER_IP}', {PORT}))\n"
-             "s.settimeout(60)\n"
-             "print('ready', flush=True)\n"
-             "for _ in range(300):\n"
-             "    c, _ = s.accept(); c.sendall(b'ok'); c.close()\n"], stdout=subprocess.PIPE, text=True)
-        procs.append(listener)
-        assert listener.stdout is not None and listener.stdout.readline().strip() == "ready"
-        path = workdir / "updaterd"
-        shutil.copy2(os.path.realpath(sys.executable), path)
+    # Bounded: at most 300 connections, and it gives up after 60 s without one.
+    listener = ("import socket\n"
+                f"s = socket.create_server(('{PEER_IP}', {PORT}))\n"
+                "s.settimeout(60)\n"
+                "print('ready', flush=True)\n"
+                "for _ in range(300):\n"
+                "    c, _ = s.accept(); c.sendall(b'ok'); c.close()\n")
+    with peer_namespace("chmo", listener) as (workdir, procs):
+        path = planted_copy(workdir)
         # Each check-in is a new socket held 1.5 s: longer than the monitor's 1 s sampling, so every one is seen.
         proc = subprocess.Popen(
             [str(path), "-c",
@@ -99,13 +61,6 @@ def beacon() -> Iterator[Beacon]:
         procs.append(proc)
         assert proc.stdout is not None and proc.stdout.readline().strip() == "started"
         yield Beacon(path=path, proc=proc)
-    finally:
-        for p in reversed(procs):
-            p.kill()
-            p.wait(10)
-        ip("netns", "del", ns, check=False)
-        ip("link", "del", host_if, check=False)
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _opened(client: api.VelociraptorClient, client_id: str, path: Path) -> int:
