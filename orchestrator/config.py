@@ -7,7 +7,7 @@ config file is caught instead of silently ignored.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -56,10 +56,8 @@ class Config:
     beacon_min_connections: int = 6
     scan_min_targets: int = 12
     scan_min_half_open: int = 4
-    max_hash_bytes: int = 64 * 1024 * 1024
     # A baseline file from `connhunt baseline`: pairs seen before are lowered, never-seen destinations raised.
     baseline: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @cached_property
     def internal(self) -> tuple[IPNetwork, ...]:
@@ -127,7 +125,7 @@ def load_config(path: Path | None) -> Config:
         raise InputError(f"{where}: not valid YAML") from None
     if not isinstance(data, dict):
         raise InputError(f"{path}: a config file must be a YAML mapping")
-    known = {f.name for f in fields(Config)} - {"extra"}
+    known = {f.name for f in fields(Config)}
     unknown = sorted(set(data) - known)
     if unknown:
         raise InputError(f"{path}: unknown config key(s): {', '.join(unknown)}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar, Protocol
+from typing import ClassVar, Protocol
 
 from orchestrator.config import Config
 from orchestrator.model import PairKey, Signal
@@ -119,11 +119,3 @@ class Detector(Protocol):
 
     def detect(self, ctx: Context) -> list[Signal]: ...
 
-
-def basename(path: str | None) -> str:
-    return (path or "").replace("\\", "/").rsplit("/", 1)[-1].lower()
-
-
-def row_value(row: dict[str, Any], key: str, default: Any = None) -> Any:
-    value = row.get(key)
-    return default if value is None else value
