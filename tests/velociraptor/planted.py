@@ -14,12 +14,21 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 HOST_IP, PEER_IP, PORT = "203.0.113.1", "203.0.113.50", 4444
+
+
+@dataclass
+class Planted:
+    """A planted process: its binary under /tmp and the running process."""
+
+    path: Path
+    proc: subprocess.Popen[str]
 
 
 def run_cli(*args: str, tmp: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:

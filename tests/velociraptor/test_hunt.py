@@ -11,28 +11,21 @@ import json
 import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from orchestrator.store import Store
 from orchestrator.velociraptor import api, pull
-from tests.velociraptor.planted import PEER_IP, PORT, ROOT, peer_namespace, planted_copy, run_cli
+from tests.velociraptor.planted import PEER_IP, PORT, ROOT, Planted, peer_namespace, planted_copy, run_cli
 
 pytestmark = pytest.mark.velociraptor
 
 BENCH_ARTIFACT = ROOT / "bench" / "pull" / "Custom.Connhunt.Bench.Rows.yaml"
 
 
-@dataclass
-class Backdoor:
-    path: Path
-    proc: subprocess.Popen[str]
-
-
 @pytest.fixture
-def backdoor() -> Iterator[Backdoor]:
+def backdoor() -> Iterator[Planted]:
     """The planted process and the namespace it talks to; everything is removed however the test ends."""
     listener = ("import socket, sys\n"
                 f"s = socket.create_server(('{PEER_IP}', {PORT}))\n"
@@ -49,10 +42,10 @@ def backdoor() -> Iterator[Backdoor]:
              "sys.stdin.read()\n"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         procs.append(proc)
         assert proc.stdout is not None and proc.stdout.readline().strip() == "connected"
-        yield Backdoor(path=path, proc=proc)
+        yield Planted(path=path, proc=proc)
 
 
-def test_hunt_finds_the_planted_backdoor(velociraptor, backdoor: Backdoor, tmp_path: Path) -> None:
+def test_hunt_finds_the_planted_backdoor(velociraptor, backdoor: Planted, tmp_path: Path) -> None:
     config = str(velociraptor.api_config)
     pushed = run_cli("artifacts", "push", "--api-config", config, tmp=tmp_path)
     assert pushed.returncode == 0, pushed.stderr

@@ -12,14 +12,13 @@ import json
 import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from orchestrator.store import Store
 from orchestrator.velociraptor import api, monitor, pull
-from tests.velociraptor.planted import PEER_IP, PORT, peer_namespace, planted_copy, run_cli
+from tests.velociraptor.planted import PEER_IP, PORT, Planted, peer_namespace, planted_copy, run_cli
 
 pytestmark = pytest.mark.velociraptor
 
@@ -29,14 +28,8 @@ WANT_OPENED = 10
 EVENTS_TIMEOUT = 75.0
 
 
-@dataclass
-class Beacon:
-    path: Path
-    proc: subprocess.Popen[str]
-
-
 @pytest.fixture
-def beacon() -> Iterator[Beacon]:
+def beacon() -> Iterator[Planted]:
     """The planted beacon and the namespace it talks to; everything is removed however the test ends."""
     # Bounded: at most 300 connections, and it gives up after 60 s without one.
     listener = ("import socket\n"
@@ -60,7 +53,7 @@ def beacon() -> Iterator[Beacon]:
             stdout=subprocess.PIPE, text=True)
         procs.append(proc)
         assert proc.stdout is not None and proc.stdout.readline().strip() == "started"
-        yield Beacon(path=path, proc=proc)
+        yield Planted(path=path, proc=proc)
 
 
 def _opened(client: api.VelociraptorClient, client_id: str, path: Path) -> int:
@@ -69,7 +62,7 @@ def _opened(client: api.VelociraptorClient, client_id: str, path: Path) -> int:
                if row.get("event") == "opened" and row.get("process_path") == str(path))
 
 
-def test_monitor_window_gives_the_hunt_beacon_timing(velociraptor, beacon: Beacon, tmp_path: Path) -> None:
+def test_monitor_window_gives_the_hunt_beacon_timing(velociraptor, beacon: Planted, tmp_path: Path) -> None:
     config = str(velociraptor.api_config)
     pushed = run_cli("artifacts", "push", "--api-config", config, tmp=tmp_path)
     assert pushed.returncode == 0, pushed.stderr
