@@ -47,6 +47,7 @@ How it decides:
 from __future__ import annotations
 
 from agent_local.collector import CollectionError, collect, snapshot
-from agent_local.records import CONNECTION_FIELDS, DNS_FIELDS, HEALTH_FIELDS
+from agent_local.records import CONNECTION_FIELDS, DNS_FIELDS, HEALTH_FIELDS, LISTENER_FIELDS
 
-__all__ = ["CONNECTION_FIELDS", "DNS_FIELDS", "HEALTH_FIELDS", "CollectionError", "collect", "snapshot"]
+__all__ = ["CONNECTION_FIELDS", "DNS_FIELDS", "HEALTH_FIELDS", "LISTENER_FIELDS", "CollectionError", "collect",
+           "snapshot"]

@@ -1,4 +1,4 @@
-"""The three kinds of record agent_local writes (connection, dns, health) and their time format.
+"""The kinds of record agent_local writes (connection, listener, dns, health) and their time format.
 
 The field lists mirror orchestrator/schema.py (CONNECTION_COLUMNS minus ``process_identity``, which the orchestrator
 derives, and DNS_COLUMNS likewise); they are spelled out here because agent_local must run with psutil alone, so it
@@ -22,7 +22,12 @@ CONNECTION_FIELDS: tuple[str, ...] = (
     "host", "host_id", "os", "collected_at", "source", "pid", "ppid", "process_name", "process_path",
     "command_line", "username", "process_start", "parent_name", "parent_path", "exe_sha256", "protocol", "family",
     "local_ip", "local_port", "remote_ip", "remote_port", "state", "first_seen", "last_seen", "observations",
-    "remote_hostname", "attributed",
+    "remote_hostname", "attributed", "direction", "seen_by", "attribution", "stdio",
+)
+LISTENER_FIELDS: tuple[str, ...] = (
+    "host", "host_id", "os", "collected_at", "source", "pid", "ppid", "process_name", "process_path",
+    "command_line", "username", "process_start", "parent_name", "parent_path", "exe_sha256", "protocol", "family",
+    "local_ip", "local_port", "first_seen", "last_seen", "observations", "attributed",
 )
 DNS_FIELDS: tuple[str, ...] = (
     "host", "host_id", "collected_at", "source", "pid", "process_name", "process_path", "query", "qtype", "answers",
@@ -117,5 +122,6 @@ def connection_records(host: HostInfo, entries: Iterable[Sequence[Any]], collect
         append({**head, "protocol": protocol, "family": family, "local_ip": local_ip, "local_port": local_port,
                 "remote_ip": remote_ip, "remote_port": remote_port, "state": state, "first_seen": first,
                 "last_seen": last, "observations": observations, "remote_hostname": None,
-                "attributed": facts is not None})
+                "attributed": facts is not None, "direction": "unknown", "seen_by": "snapshot",
+                "attribution": "pid" if facts is not None else None, "stdio": None})
     return out

@@ -16,43 +16,40 @@ from orchestrator.config import Config
 from orchestrator.correlate import correlate
 from orchestrator.detectors import DETECTORS, Context
 from orchestrator.model import HuntReport, Signal
-from orchestrator.schema import SchemaError, normalise_connection, normalise_dns, normalise_health
+from orchestrator.schema import KINDS, SchemaError, normalise, normalise_health
 from orchestrator.scoring import score
 from orchestrator.sources import read_any
 from orchestrator.store import Store
 
 Record = tuple[str, dict[str, Any]]
-_NORMALISE = {"connection": normalise_connection, "dns": normalise_dns, "health": normalise_health}
 
 
 @dataclass
 class IngestStats:
-    rows: dict[str, int] = field(default_factory=lambda: {"connection": 0, "dns": 0, "health": 0})
+    rows: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
     skipped: list[str] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
 
 
 def store_records(store: Store, records: Iterable[Record], stats: IngestStats) -> None:
     """Route (kind, row) records to their tables in batches, counting them."""
-    buffers: dict[str, list[dict[str, Any]]] = {"connection": [], "dns": [], "health": []}
-    writers = {"connection": store.add_connections, "dns": store.add_dns, "health": store.add_health}
+    buffers: dict[str, list[dict[str, Any]]] = {kind: [] for kind in KINDS}
     for kind, row in records:
         buffers[kind].append(row)
         if len(buffers[kind]) >= 5000:
-            stats.rows[kind] += writers[kind](buffers[kind])
+            stats.rows[kind] += store.insert(KINDS[kind][0], buffers[kind])
             buffers[kind] = []
     for kind, rows in buffers.items():
         if rows:
-            stats.rows[kind] += writers[kind](rows)
+            stats.rows[kind] += store.insert(KINDS[kind][0], rows)
 
 
 def normalise_raw(raw: Iterable[dict[str, Any]], host: str | None = None) -> Iterable[Record]:
     """agent_local's in-memory records (with ``kind``) as schema rows; used by triage and collect."""
     for record in raw:
-        kind = record.get("kind", "connection")
         try:
-            yield kind, _NORMALISE[kind](record, default_host=host, default_source="agent_local")
-        except (KeyError, SchemaError):
+            yield normalise(record.get("kind", "connection"), record, default_host=host, default_source="agent_local")
+        except SchemaError:
             # A record agent_local produced but the schema rejects is a bug worth counting, not a crash.
             yield "health", normalise_health({"check": "rejected_record", "count": 1,
                                               "message": f"record rejected by the schema: {record.get('kind')}"},

@@ -11,67 +11,161 @@ import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Annotated, Any, TypedDict, get_args, get_origin, get_type_hints
 
-# (column, DuckDB type). Order is the store's column order.
-CONNECTION_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("host", "VARCHAR"),
-    ("host_id", "VARCHAR"),
-    ("os", "VARCHAR"),
-    ("collected_at", "TIMESTAMP"),
-    ("source", "VARCHAR"),
-    ("pid", "BIGINT"),
-    ("ppid", "BIGINT"),
-    ("process_name", "VARCHAR"),
-    ("process_path", "VARCHAR"),
-    ("process_identity", "VARCHAR"),
-    ("command_line", "VARCHAR"),
-    ("username", "VARCHAR"),
-    ("process_start", "TIMESTAMP"),
-    ("parent_name", "VARCHAR"),
-    ("parent_path", "VARCHAR"),
-    ("exe_sha256", "VARCHAR"),
-    ("protocol", "VARCHAR"),
-    ("family", "VARCHAR"),
-    ("local_ip", "VARCHAR"),
-    ("local_port", "INTEGER"),
-    ("remote_ip", "VARCHAR"),
-    ("remote_port", "INTEGER"),
-    ("state", "VARCHAR"),
-    ("first_seen", "TIMESTAMP"),
-    ("last_seen", "TIMESTAMP"),
-    ("observations", "INTEGER"),
-    ("remote_hostname", "VARCHAR"),
-    ("attributed", "BOOLEAN"),
-)
+# The one declaration of every kind of record. Each TypedDict is a row of one table; the DuckDB DDL, the store's
+# insert, the JSONL keys agent_local writes and the artifacts' column checks are derived from (or tested against)
+# these, so a misspelled column is a mypy error at the edge instead of a silent NULL in a detector.
+Port = Annotated[int, "INTEGER"]  # ports and counts that fit 32 bits: half the memory of BIGINT at fleet scale
+Count = Annotated[int, "INTEGER"]
 
-DNS_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("host", "VARCHAR"),
-    ("host_id", "VARCHAR"),
-    ("collected_at", "TIMESTAMP"),
-    ("source", "VARCHAR"),
-    ("pid", "BIGINT"),
-    ("process_name", "VARCHAR"),
-    ("process_path", "VARCHAR"),
-    ("process_identity", "VARCHAR"),
-    ("query", "VARCHAR"),
-    ("qtype", "VARCHAR"),
-    ("answers", "VARCHAR[]"),
-    ("response_code", "VARCHAR"),
-    ("server_ip", "VARCHAR"),
-    ("timestamp", "TIMESTAMP"),
-)
 
-# What a source could not see, so that the report can say so instead of hiding it.
-HEALTH_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("host", "VARCHAR"),
-    ("source", "VARCHAR"),
-    ("collected_at", "TIMESTAMP"),
-    ("check", "VARCHAR"),
-    ("count", "BIGINT"),
-    ("message", "VARCHAR"),
-)
+class ProcessFields(TypedDict):
+    """Who owns a socket (or sent a query); every field None when the owner could not be seen."""
 
+    pid: int | None
+    ppid: int | None
+    process_name: str | None
+    process_path: str | None
+    process_identity: str  # normalised path (lower-cased on Windows), else the name; never the pid
+    command_line: str | None
+    username: str | None
+    process_start: datetime | None
+    parent_name: str | None
+    parent_path: str | None
+    exe_sha256: str | None
+
+
+class ConnectionRow(TypedDict):
+    host: str
+    host_id: str
+    os: str | None
+    collected_at: datetime | None
+    source: str | None
+    pid: int | None
+    ppid: int | None
+    process_name: str | None
+    process_path: str | None
+    process_identity: str
+    command_line: str | None
+    username: str | None
+    process_start: datetime | None
+    parent_name: str | None
+    parent_path: str | None
+    exe_sha256: str | None
+    protocol: str  # tcp / udp / raw
+    family: str  # ipv4 / ipv6
+    local_ip: str | None
+    local_port: Port | None
+    remote_ip: str
+    remote_port: Port | None
+    state: str
+    first_seen: datetime | None
+    last_seen: datetime | None
+    observations: Count
+    remote_hostname: str | None
+    attributed: bool
+    # outbound (this host opened it), inbound (a client reached one of this host's listeners), or unknown. An
+    # inbound connection is a fact about the local service, never a "destination".
+    direction: str
+    seen_by: str  # snapshot (a poll saw the socket) or event (a kernel/OS event reported it)
+    # How the owner was found: pid (the socket table said so), inode/uid (event-only connections matched to the
+    # process table of the moment), or None when unattributed.
+    attribution: str | None
+    stdio: bool | None  # the owner's stdin/stdout/stderr is this socket (a reverse shell); None when not checked
+
+
+class ListenerRow(TypedDict):
+    """A listening socket: who listens on what, since when (a bind shell is one of these)."""
+
+    host: str
+    host_id: str
+    os: str | None
+    collected_at: datetime | None
+    source: str | None
+    pid: int | None
+    ppid: int | None
+    process_name: str | None
+    process_path: str | None
+    process_identity: str
+    command_line: str | None
+    username: str | None
+    process_start: datetime | None
+    parent_name: str | None
+    parent_path: str | None
+    exe_sha256: str | None
+    protocol: str
+    family: str
+    local_ip: str | None
+    local_port: Port | None
+    first_seen: datetime | None
+    last_seen: datetime | None
+    observations: Count
+    attributed: bool
+
+
+class DnsRow(TypedDict):
+    host: str
+    host_id: str
+    collected_at: datetime | None
+    source: str | None
+    pid: int | None
+    process_name: str | None
+    process_path: str | None
+    process_identity: str
+    query: str
+    qtype: str | None
+    answers: list[str]  # addresses only, canonical text
+    response_code: str | None
+    server_ip: str | None
+    timestamp: datetime | None
+
+
+class HealthRow(TypedDict):
+    """What a source could not see, so that the report can say so instead of hiding it."""
+
+    host: str
+    source: str | None
+    collected_at: datetime | None
+    check: str
+    count: int | None
+    message: str
+
+
+# One kind -> (table, row type) mapping; JSONL's "kind" values are these keys.
+KINDS: dict[str, tuple[str, type]] = {
+    "connection": ("connections", ConnectionRow),
+    "listener": ("listeners", ListenerRow),
+    "dns": ("dns", DnsRow),
+    "health": ("health", HealthRow),
+}
+DIRECTIONS = ("outbound", "inbound", "unknown")
+
+
+def _duckdb_type(hint: Any) -> str:
+    if get_origin(hint) is Annotated:
+        return str(get_args(hint)[1])
+    args = [a for a in get_args(hint) if a is not type(None)]
+    if args and get_origin(hint) is not list:  # X | None
+        return _duckdb_type(args[0])
+    if get_origin(hint) is list:
+        return f"{_duckdb_type(get_args(hint)[0])}[]"
+    return {str: "VARCHAR", int: "BIGINT", bool: "BOOLEAN", datetime: "TIMESTAMP", float: "DOUBLE"}[hint]
+
+
+def columns_of(row_type: type) -> tuple[tuple[str, str], ...]:
+    """(column, DuckDB type) pairs of a row TypedDict, in declaration order."""
+    return tuple((name, _duckdb_type(hint)) for name, hint in get_type_hints(row_type, include_extras=True).items())
+
+
+CONNECTION_COLUMNS = columns_of(ConnectionRow)
+LISTENER_COLUMNS = columns_of(ListenerRow)
+DNS_COLUMNS = columns_of(DnsRow)
+HEALTH_COLUMNS = columns_of(HealthRow)
+TABLE_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {table: columns_of(row) for table, row in KINDS.values()}
+
+_DIRECTIONS = {"out": "outbound", "outgoing": "outbound", "egress": "outbound", "in": "inbound",
+               "incoming": "inbound", "ingress": "inbound", "": "unknown"}
 UNKNOWN_PROCESS = "<unknown>"  # the identity of a socket whose owner could not be seen
 CONNECTION_REQUIRED = ("host", "protocol", "remote_ip")
 DNS_REQUIRED = ("host", "query")
@@ -231,35 +325,20 @@ def normalise_connection(record: Mapping[str, Any], *, default_host: str | None 
     last_seen = parse_time(merged.get("last_seen")) or first_seen
     collected_at = parse_time(merged.get("collected_at")) or last_seen
     pid = _int(merged, "pid")
-    attributed_raw = merged.get("attributed")
-    if attributed_raw is None:
+    attributed = _bool(merged, "attributed")
+    if attributed is None:
         attributed = pid is not None and pid > 0
-    elif isinstance(attributed_raw, bool):
-        attributed = attributed_raw
-    elif str(attributed_raw).lower() in ("true", "false", "1", "0"):  # osquery and CSV exports carry text
-        attributed = str(attributed_raw).lower() in ("true", "1")
-    else:
-        raise SchemaError(f"field 'attributed' must be true or false, got {attributed_raw!r}")
-    process_path = _text(merged, "process_path")
-    process_name = _text(merged, "process_name")
-    sha = _text(merged, "exe_sha256")
+    direction = str(merged.get("direction") or "unknown").strip().lower()
+    direction = _DIRECTIONS.get(direction, direction)
+    if direction not in DIRECTIONS:
+        raise SchemaError(f"field 'direction' unknown: {merged.get('direction')!r}")
+    seen_by = str(merged.get("seen_by") or "snapshot").strip().lower()
+    if seen_by not in ("snapshot", "event"):
+        raise SchemaError(f"field 'seen_by' must be snapshot or event, got {merged.get('seen_by')!r}")
     return {
-        "host": str(merged["host"]),
-        "host_id": _text(merged, "host_id") or str(merged["host"]),
+        **_process(merged, default_host, default_source, pid),
         "os": (os_name or "").lower() or None,
         "collected_at": collected_at,
-        "source": _text(merged, "source") or default_source,
-        "pid": pid,
-        "ppid": _int(merged, "ppid"),
-        "process_name": process_name,
-        "process_path": process_path,
-        "process_identity": process_identity(process_path, process_name, os_name),
-        "command_line": _text(merged, "command_line"),
-        "username": _text(merged, "username"),
-        "process_start": parse_time(merged.get("process_start")),
-        "parent_name": _text(merged, "parent_name"),
-        "parent_path": _text(merged, "parent_path"),
-        "exe_sha256": sha.lower() if sha else None,
         "protocol": protocol,
         "family": family,
         "local_ip": local_ip or None,
@@ -272,7 +351,80 @@ def normalise_connection(record: Mapping[str, Any], *, default_host: str | None 
         "observations": _int(merged, "observations") or 1,
         "remote_hostname": _text(merged, "remote_hostname"),
         "attributed": attributed,
+        "direction": direction,
+        "seen_by": seen_by,
+        "attribution": _text(merged, "attribution") or ("pid" if attributed else None),
+        "stdio": _bool(merged, "stdio"),
     }
+
+
+def normalise_listener(record: Mapping[str, Any], *, default_host: str | None = None,
+                       default_source: str | None = None) -> dict[str, Any]:
+    """One listener row of the schema (a socket in LISTEN, or a bound UDP socket with no peer)."""
+    merged = _prepare(record, default_host, ("host", "protocol"))
+    protocol = _PROTOCOLS.get(str(merged["protocol"]).strip().lower())
+    if protocol is None:
+        raise SchemaError(f"field 'protocol' unknown: {merged['protocol']!r}")
+    local_ip = canonical_ip(merged.get("local_ip"))
+    family_raw = merged.get("family")
+    family = _FAMILIES.get(str(family_raw).strip().lower()) if family_raw not in (None, "") else None
+    os_name = _text(merged, "os")
+    first_seen = parse_time(merged.get("first_seen")) or parse_time(merged.get("collected_at"))
+    last_seen = parse_time(merged.get("last_seen")) or first_seen
+    pid = _int(merged, "pid")
+    attributed = _bool(merged, "attributed")
+    return {
+        **_process(merged, default_host, default_source, pid),
+        "os": (os_name or "").lower() or None,
+        "collected_at": parse_time(merged.get("collected_at")) or last_seen,
+        "protocol": protocol,
+        "family": family or family_of(local_ip),
+        "local_ip": local_ip or None,
+        "local_port": _int(merged, "local_port", hi=65535),
+        "first_seen": first_seen,
+        "last_seen": last_seen,
+        "observations": _int(merged, "observations") or 1,
+        "attributed": (pid is not None and pid > 0) if attributed is None else attributed,
+    }
+
+
+def _process(merged: dict[str, Any], default_host: str | None, default_source: str | None,
+             pid: int | None) -> dict[str, Any]:
+    """The host, source and owning-process fields every socket row shares."""
+    os_name = _text(merged, "os")
+    process_path = _text(merged, "process_path")
+    process_name = _text(merged, "process_name")
+    sha = _text(merged, "exe_sha256")
+    return {
+        "host": str(merged["host"]),
+        "host_id": _text(merged, "host_id") or str(merged["host"]),
+        "source": _text(merged, "source") or default_source,
+        "pid": pid,
+        "ppid": _int(merged, "ppid"),
+        "process_name": process_name,
+        "process_path": process_path,
+        "process_identity": process_identity(process_path, process_name, os_name),
+        "command_line": _text(merged, "command_line"),
+        "username": _text(merged, "username"),
+        "process_start": parse_time(merged.get("process_start")),
+        "parent_name": _text(merged, "parent_name"),
+        "parent_path": _text(merged, "parent_path"),
+        "exe_sha256": sha.lower() if sha else None,
+    }
+
+
+def _bool(record: Mapping[str, Any], key: str) -> bool | None:
+    value = record.get(key)
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()  # osquery and CSV exports carry text
+    if text in ("true", "1", "yes"):
+        return True
+    if text in ("false", "0", "no"):
+        return False
+    raise SchemaError(f"field {key!r} must be true or false, got {value!r}")
 
 
 def normalise_dns(record: Mapping[str, Any], *, default_host: str | None = None,
@@ -317,3 +469,18 @@ def normalise_health(record: Mapping[str, Any], *, default_host: str | None = No
         "count": _int(merged, "count"),
         "message": _text(merged, "message") or "",
     }
+
+
+_NORMALISERS = {"connection": normalise_connection, "listener": normalise_listener, "dns": normalise_dns,
+                "health": normalise_health}
+
+
+def normalise(kind: str, record: Mapping[str, Any], *, default_host: str | None = None,
+              default_source: str | None = None) -> tuple[str, dict[str, Any]]:
+    """(kind, row) for a record of ``kind``; a connection that is really a listening socket becomes a listener."""
+    normaliser = _NORMALISERS.get(kind)
+    if normaliser is None:
+        raise SchemaError(f"unknown record kind {kind!r} (expected one of {', '.join(_NORMALISERS)})")
+    if kind == "connection" and str(record.get("state") or "").strip().upper() == "LISTEN":
+        kind, normaliser = "listener", normalise_listener
+    return kind, normaliser(record, default_host=default_host, default_source=default_source)

@@ -12,9 +12,9 @@ from typing import Any
 
 import duckdb
 
-from orchestrator.schema import CONNECTION_COLUMNS, DNS_COLUMNS, HEALTH_COLUMNS
+from orchestrator.schema import TABLE_COLUMNS
 
-_TABLES = {"connections": CONNECTION_COLUMNS, "dns": DNS_COLUMNS, "health": HEALTH_COLUMNS}
+_TABLES = TABLE_COLUMNS
 # Rows go in by the batch, which keeps memory flat on large inputs.
 BATCH = 20000
 
@@ -61,6 +61,9 @@ class Store:
 
     def add_connections(self, rows: Iterable[Mapping[str, Any]]) -> int:
         return self.insert("connections", rows)
+
+    def add_listeners(self, rows: Iterable[Mapping[str, Any]]) -> int:
+        return self.insert("listeners", rows)
 
     def add_dns(self, rows: Iterable[Mapping[str, Any]]) -> int:
         return self.insert("dns", rows)

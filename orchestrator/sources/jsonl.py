@@ -1,6 +1,6 @@
 """Reads connhunt's own JSONL (agent_local's output, or rows exported from a hunt) into schema rows.
 
-Each line is one JSON object with ``kind`` connection, dns or health (no kind means connection). A bad line is an
+Each line is one JSON object with ``kind`` connection, listener, dns or health (no kind means connection). A bad line is an
 InputError naming ``file:line``; with ``skip_bad`` it is counted and skipped instead.
 """
 
@@ -12,14 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import InputError
-from orchestrator.schema import SchemaError, normalise_connection, normalise_dns, normalise_health
+from orchestrator.schema import SchemaError, normalise
 from orchestrator.sources.base import open_input
-
-_NORMALISERS: dict[str, Callable[..., dict[str, Any]]] = {
-    "connection": normalise_connection,
-    "dns": normalise_dns,
-    "health": normalise_health,
-}
 
 Record = tuple[str, dict[str, Any]]
 
@@ -59,7 +53,6 @@ def _parse_line(raw: bytes) -> Record:
     if not isinstance(record, dict):
         raise InputError(f"expected a JSON object, got {type(record).__name__}")
     kind = record.get("kind", "connection")
-    normalise = _NORMALISERS.get(kind) if isinstance(kind, str) else None
-    if normalise is None:
+    if not isinstance(kind, str):
         raise InputError(f"unknown record kind {kind!r}")
-    return kind, normalise(record, default_source="jsonl")
+    return normalise(kind, record, default_source="jsonl")

@@ -231,6 +231,7 @@ def _connection(data: Mapping[str, Any], host: str, logged: Any, health: Health)
         # Sysmon logs a TCP connection once it is made; UDP has no state.
         "state": "ESTABLISHED" if (protocol or "").lower() == "tcp" else "NONE",
         "first_seen": seen, "last_seen": seen, "remote_hostname": _text(data, "DestinationHostname"),
+        "direction": "outbound", "seen_by": "event",
     }
     return "connection", normalise_connection(record)
 

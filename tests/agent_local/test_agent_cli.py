@@ -12,11 +12,12 @@ import time
 import pytest
 from agent_helpers import CHILD_ENV, HOLD_CONNECTION, REPO, one_connection, readline, run_as_nobody
 
-from agent_local import CONNECTION_FIELDS, DNS_FIELDS, HEALTH_FIELDS
+from agent_local import CONNECTION_FIELDS, DNS_FIELDS, HEALTH_FIELDS, LISTENER_FIELDS
 from orchestrator.schema import (
     CONNECTION_COLUMNS,
     DNS_COLUMNS,
     HEALTH_COLUMNS,
+    LISTENER_COLUMNS,
     normalise_connection,
     normalise_dns,
     normalise_health,
@@ -39,6 +40,7 @@ def test_fields_match_the_orchestrator_schema():
     assert CONNECTION_FIELDS == without_identity(CONNECTION_COLUMNS)
     assert DNS_FIELDS == without_identity(DNS_COLUMNS)
     assert HEALTH_FIELDS == without_identity(HEALTH_COLUMNS)
+    assert LISTENER_FIELDS == without_identity(LISTENER_COLUMNS)
 
 
 def test_jsonl_parses_with_the_schema(children, listener, tmp_path):

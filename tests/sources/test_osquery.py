@@ -29,6 +29,7 @@ KWORKERD = {
     "exe_sha256": None, "protocol": "tcp", "family": "ipv4", "local_ip": "10.0.0.5", "local_port": 41000,
     "remote_ip": "203.0.113.5", "remote_port": 4444, "state": "ESTABLISHED", "first_seen": utc("2026-11-23T01:00:00"),
     "last_seen": utc("2026-11-23T01:00:00"), "observations": 1, "remote_hostname": None, "attributed": True,
+        "direction": "unknown", "seen_by": "snapshot", "attribution": "pid", "stdio": None,
 }
 # A hand-written query's row: process_open_sockets joined to processes and users, in osquery's own column names.
 CURL = {
@@ -41,6 +42,7 @@ CURL = {
     "protocol": "tcp", "family": "ipv4", "local_ip": "10.0.0.5", "local_port": 52814, "remote_ip": "198.51.100.10",
     "remote_port": 443, "state": "ESTABLISHED", "first_seen": utc("2026-11-23T01:00:00"),
     "last_seen": utc("2026-11-23T01:00:00"), "observations": 1, "remote_hostname": None, "attributed": True,
+        "direction": "unknown", "seen_by": "snapshot", "attribution": "pid", "stdio": None,
 }
 
 
@@ -50,7 +52,7 @@ def test_event_format() -> None:
     unknown_owner = {**CURL, "pid": 0, "ppid": None, "process_name": None, "process_path": None,
                      "process_identity": "<unknown>", "command_line": None, "username": None, "process_start": None,
                      "exe_sha256": None, "local_port": 52900, "remote_ip": "198.51.100.11", "state": "TIME_WAIT",
-                     "attributed": False}
+                     "attributed": False, "attribution": None}
     assert rows(records, "connection") == [KWORKERD, CURL, unknown_owner]
     # what was not read is said, not hidden: a listening socket, an AF_UNIX socket, a removed row, another query
     assert health(records) == {"not_connected": 1, "not_inet": 1, "osquery_removed": 1, "unknown_query": 1}

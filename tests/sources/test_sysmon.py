@@ -37,6 +37,7 @@ def planted(fixture: str) -> dict:
         # UtcTime is when Sysmon saw the connection, to the millisecond
         "first_seen": utc("2026-11-23T01:00:05.123"), "last_seen": utc("2026-11-23T01:00:05.123"),
         "observations": 1, "remote_hostname": None, "attributed": True,
+        "direction": "outbound", "seen_by": "event", "attribution": "pid", "stdio": None,
     }
 
 
