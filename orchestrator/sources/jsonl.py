@@ -1,7 +1,7 @@
 """Reads connhunt's own JSONL (agent_local's output, or rows exported from a hunt) into schema rows.
 
-Each line is one JSON object with ``kind`` connection, listener, dns or health (no kind means connection). A bad line is an
-InputError naming ``file:line``; with ``skip_bad`` it is counted and skipped instead.
+Each line is one JSON object with ``kind`` connection, listener, dns or health (no kind means connection). A bad
+line is an InputError naming ``file:line``; with ``skip_bad`` it is counted and skipped instead.
 """
 
 from __future__ import annotations
