@@ -15,7 +15,7 @@ from orchestrator.errors import InputError
 from orchestrator.store import Store
 
 TABLE = "baseline_pairs"
-# Same destination text as detectors.base.endpoint(): "ip:port", "[v6]:port", or the bare address for raw.
+# Same destination text as the detectors' pairs: "ip:port", "[v6]:port", or the bare address for raw.
 DESTINATION_SQL = """CASE WHEN remote_port IS NULL OR protocol = 'raw' THEN remote_ip
             WHEN contains(remote_ip, ':') THEN '[' || remote_ip || ']:' || remote_port
             ELSE remote_ip || ':' || remote_port END"""

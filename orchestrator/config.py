@@ -54,6 +54,8 @@ class Config:
     # Prevalence says little below this many hosts, so it is not scored.
     min_fleet_for_prevalence: int = 3
     beacon_min_connections: int = 6
+    # A host with no row for longer than this was not being watched: an interval across it is no check-in interval.
+    collection_gap_s: float = 1800.0
     scan_min_targets: int = 12
     scan_min_half_open: int = 4
     # A baseline file from `connhunt baseline`: pairs seen before are lowered, never-seen destinations raised.

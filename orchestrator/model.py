@@ -1,12 +1,34 @@
-"""The immutable result documents: a detector's Signal, a scored Finding, and the HuntReport reports render."""
+"""The immutable result documents: a scored Finding with its structured evidence, and the HuntReport that reports
+render."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
+from enum import Enum
 from typing import Any
 
-RISKS = ("Low", "Medium", "High", "Critical")
+
+class Risk(str, Enum):
+    """The one spelling of a risk level; members compare by severity through ``rank``."""
+
+    Low = "Low"
+    Medium = "Medium"
+    High = "High"
+    Critical = "Critical"
+
+    @property
+    def rank(self) -> int:
+        return list(Risk).index(self)
+
+
+RISKS = tuple(r.value for r in Risk)
+# (lowest score, risk): a finding's risk follows its summed, scaled detector points.
+RISK_THRESHOLDS = ((9.0, Risk.Critical), (6.0, Risk.High), (3.0, Risk.Medium))
+
+
+def risk_for(score: float) -> Risk:
+    return next((risk for floor, risk in RISK_THRESHOLDS if score >= floor), Risk.Low)
 
 
 def utc_text(value: datetime | None) -> str | None:
@@ -19,50 +41,30 @@ def utc_text(value: datetime | None) -> str | None:
 
 
 def risk_rank(risk: str) -> int:
-    return RISKS.index(risk)
-
-
-@dataclass(frozen=True)
-class PairKey:
-    """What a finding is about: one process identity on one host talking to one destination."""
-
-    host: str
-    process_identity: str
-    destination: str  # "ip:port", a registered domain, or a summary such as "10.0.0.0/8 (scan)"
-
-
-@dataclass(frozen=True)
-class Signal:
-    """One detector's reason to look at a pair, with the facts that made it fire."""
-
-    detector: str
-    technique: str
-    key: PairKey
-    weight: float  # points this signal adds to the pair's score
-    facts: tuple[str, ...]  # short, human-readable; they become the finding's Evidence
-    # Context signals (odd path, rarity) raise a score but never name the technique alone when a
-    # behavioural signal is present.
-    context: bool = False
-    remote_ip: str | None = None
-    remote_port: int | None = None
-    domain: str | None = None
-    # Destinations this signal stands for (a scan summarises its targets): their own groups fold into it.
-    covers: frozenset[str] = frozenset()
-    # Multiplies the pair's total: fleet prevalence lowers what every host does (< 1).
-    scale: float = 1.0
-    hosts: int | None = None  # fleet prevalence: hosts with this pair (rarity only)
+    return Risk(risk).rank
 
 
 @dataclass(frozen=True)
 class Contribution:
+    """One detector's reason for a finding: its points and the named facts that made it fire."""
+
     detector: str
     technique: str
-    points: float
     reason: str
+    points: float
+    facts: tuple[tuple[str, str], ...]  # (name, value), as the detector's ``explain`` template names them
+    scale: float = 1.0  # multiplies the finding's total (fleet prevalence lowers what every host does)
+    context: bool = False
+
+    @property
+    def fact_map(self) -> dict[str, str]:
+        return dict(self.facts)
 
 
 @dataclass(frozen=True)
 class Finding:
+    """A scored (host, process identity, destination): facts only. Renderers write the prose from them."""
+
     hunt_id: str
     technique: str
     techniques: tuple[str, ...]
@@ -72,7 +74,8 @@ class Finding:
     process_path: str
     process_identity: str
     command_line: str
-    parent: str
+    parent_name: str | None
+    parent_path: str | None
     pids: tuple[int, ...]
     ppids: tuple[int, ...]
     destination: str
@@ -87,16 +90,34 @@ class Finding:
     risk: str
     confidence: str
     score: float
-    evidence: tuple[str, ...]
     contributions: tuple[Contribution, ...]
-    recommended_action: str
+    # containment / investigation / monitoring: the kind of response the risk calls for
+    response: str
+    # the primary detector's own advice (declared on its class), None for the generic advice
+    action: str | None = None
+    exe_sha256: str | None = None
+    direction: str = "outbound"  # outbound, inbound (a local service's clients) or listener
+    local_port: int | None = None
+    protocols: tuple[str, ...] = ()
+    states: tuple[str, ...] = ()
+    remote_hostname: str | None = None
+    sources: tuple[str, ...] = ()
+    kind: str = "connections"  # what the timing counts: connections, or DNS queries for a DNS-only finding
     chain: str | None = None
+
+    @property
+    def parent(self) -> str:
+        if not (self.parent_name or self.parent_path):
+            return "unknown"
+        ppid = f" (ppid {','.join(map(str, self.ppids))})" if self.ppids else ""
+        return f"{self.parent_name or ''} {self.parent_path or ''}".strip() + ppid
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         for key in ("first_seen", "last_seen"):
-            value = data[key]
-            data[key] = utc_text(value)
+            data[key] = utc_text(data[key])
+        data["parent"] = self.parent
+        data["contributions"] = [{**asdict(c), "facts": dict(c.facts)} for c in self.contributions]
         return data
 
 
@@ -119,3 +140,5 @@ class HuntReport:
     chains: tuple[Chain, ...] = ()
     health: tuple[dict[str, Any], ...] = ()
     notes: tuple[str, ...] = field(default_factory=tuple)
+    # rows the allowlist kept out of scoring, per table, so a suppression is visible instead of silent
+    suppressed: dict[str, int] = field(default_factory=dict)

@@ -14,10 +14,10 @@ from typing import Any
 from orchestrator.baseline import attach as attach_baseline
 from orchestrator.config import Config
 from orchestrator.correlate import correlate
-from orchestrator.detectors import DETECTORS, Context
-from orchestrator.model import HuntReport, Signal
+from orchestrator.detectors import Context
+from orchestrator.model import HuntReport
 from orchestrator.schema import KINDS, SchemaError, normalise, normalise_health
-from orchestrator.scoring import score
+from orchestrator.scoring import Progress, run_detectors, score
 from orchestrator.sources import read_any
 from orchestrator.store import Store
 
@@ -72,25 +72,25 @@ def ingest_files(paths: Sequence[Path], store: Store, *, skip_bad: bool = False,
     return stats
 
 
-def run_detectors(ctx: Context) -> list[Signal]:
-    return [signal for detector in DETECTORS for signal in detector.detect(ctx)]
-
-
 def analyse(store: Store, config: Config, *, sources: Sequence[str] = (), notes: Sequence[str] = (),
-            now: datetime | None = None, collected_hosts: Sequence[str] = ()) -> HuntReport:
+            now: datetime | None = None, collected_hosts: Sequence[str] = (), progress: Progress = None) -> HuntReport:
     """Score everything in ``store`` into a HuntReport; ``collected_hosts`` are hosts collected even if they
-    turned out to have nothing to report."""
+    turned out to have nothing to report. ``progress(stage, done, total)`` is called as the work goes."""
     now = now or datetime.now(timezone.utc)
     if config.baseline:
         attach_baseline(store, Path(config.baseline))
+    if progress:
+        progress("filtered view", 0, 1)
     ctx = Context(store, config)
-    findings, chains = correlate(score(ctx, run_detectors(ctx), now))
-    health = tuple(store.query("SELECT host, source, \"check\", sum(count) AS count, any_value(message) AS message "
-                               "FROM health GROUP BY ALL ORDER BY host, \"check\""))
-    rows = {table: store.count(table) for table in ("connections", "dns")}
+    run_detectors(ctx, progress=progress)
+    findings, chains = correlate(score(ctx, now, progress=progress))
+    health = tuple(store.query("SELECT host, source, \"check\", sum(count) AS count, min(message) AS message "
+                               "FROM health GROUP BY ALL ORDER BY host, source, \"check\""))
+    rows = {table: store.count(table) for table in ("connections", "listeners", "dns")}
     hosts = tuple(sorted(set(ctx.hosts) | set(collected_hosts)))
     return HuntReport(generated_at=now, hosts=hosts, sources=tuple(sources), rows=rows,
-                      findings=tuple(findings), chains=tuple(chains), health=health, notes=tuple(notes))
+                      findings=tuple(findings), chains=tuple(chains), health=health, notes=tuple(notes),
+                      suppressed=ctx.suppressed)
 
 
 def local_resolvers(path: Path = Path("/etc/resolv.conf")) -> set[str]:

@@ -1,195 +1,257 @@
-"""Scoring: combine the detectors' signals per (host, process identity, destination) into findings.
+"""Scoring: combine the detectors' signal rows per (host, process identity, destination) into findings, in SQL.
 
-Each detector counts once per pair (its strongest signal); prevalence scales the total; the risk level follows
-from the total and the confidence from how many independent behaviours agree. Every contribution is kept, so a
-finding explains its own score.
+Each detector counts once per finding (its strongest signal; detectors declared ``combine = "sum"`` add up their
+distinct reasons); the smallest prevalence scale multiplies the total; the risk follows from the total and the
+confidence from how many independent behaviours agree. A covering signal (a scan, an exfiltration domain) folds
+the destinations it stands for into its own finding, and sockets nobody owned fold into the process that talks to
+the same destination on the same host. Python builds only the findings that come out, never one object per pair;
+every ordering has a full tie-break, so the same input gives the same report.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from orchestrator.detectors.base import Context, Pair
-from orchestrator.model import Contribution, Finding, PairKey, Signal
+from orchestrator.detectors import DETECTORS, Context, Detector
+from orchestrator.detectors.base import SIGNAL_COLUMNS, values_table
+from orchestrator.model import Contribution, Finding, Risk, risk_for
 from orchestrator.schema import UNKNOWN_PROCESS
 
-# The user of a DNS-only process comes from any connection row of the same pid on the same host.
-DNS_FACTS_SQL = """
-WITH users AS (SELECT host, pid, any_value(username) AS username FROM connections
-               WHERE pid IS NOT NULL GROUP BY ALL)
-SELECT d.host, d.process_identity, any_value(d.process_name) AS process_name,
-       any_value(d.process_path) AS process_path,
-       coalesce(list(DISTINCT d.pid) FILTER (WHERE d.pid IS NOT NULL), []) AS pids,
-       count(*) AS queries, min(d.timestamp) AS first_seen, max(d.timestamp) AS last_seen,
-       any_value(u.username) AS username
-FROM dns d LEFT JOIN users u ON u.host = d.host AND u.pid = d.pid
-GROUP BY d.host, d.process_identity
+Progress = Callable[[str, int, int], None] | None
+
+
+def run_detectors(ctx: Context, detectors: Sequence[Detector] = DETECTORS, progress: Progress = None) -> int:
+    """Fill the ``signals`` table: behavioural and context detectors first, then the statistics over the pairs they
+    flagged (``candidates``). Returns the number of signal rows."""
+    con = ctx.con
+    con.execute(f"CREATE OR REPLACE TEMP TABLE signals ({SIGNAL_COLUMNS})")
+    ordered = [d for d in detectors if not d.statistic] + [d for d in detectors if d.statistic]
+    for done, detector in enumerate(ordered):
+        if detector.statistic and done and not ordered[done - 1].statistic:
+            con.execute("CREATE OR REPLACE TEMP TABLE candidates AS SELECT DISTINCT host, process_identity, "
+                        "destination FROM signals")
+        if progress:
+            progress(f"detector {detector.name}", done, len(ordered))
+        built = detector.query(ctx)
+        if built is None:
+            continue
+        sql, params = built
+        con.execute(f"INSERT INTO signals BY NAME SELECT * FROM ({sql})", params)
+        con.execute("UPDATE signals SET detector = ?, technique = coalesce(technique, ?), context = ? "
+                    "WHERE detector IS NULL", [detector.name, detector.technique, detector.context])
+    if progress:
+        progress("detectors", len(ordered), len(ordered))
+    row = con.execute("SELECT count(*) FROM signals").fetchone()
+    return int(row[0]) if row else 0
+
+
+_FOLD_SQL = f"""
+-- destinations a covering signal stands for, and the finding they fold into (the smallest, if two cover one)
+CREATE OR REPLACE TEMP TABLE folds AS
+SELECT host, process_identity, covered, min(destination) AS into_destination FROM (
+    SELECT host, process_identity, destination, unnest(covers) AS covered FROM signals WHERE len(covers) > 0)
+WHERE covered <> destination GROUP BY ALL;
+
+-- a folded group keeps only its context signals, moved into the covering finding
+CREATE OR REPLACE TEMP TABLE folded AS
+SELECT s.* REPLACE (coalesce(f.into_destination, s.destination) AS destination)
+FROM signals s LEFT JOIN folds f
+  ON f.host = s.host AND f.process_identity = s.process_identity AND f.covered = s.destination
+WHERE f.into_destination IS NULL OR s.context;
+
+-- a beacon's closed connections linger in TIME_WAIT with no owner: the same traffic, not a second finding,
+-- when a known process on that host talks to the same destination (or covers it)
+CREATE OR REPLACE TEMP TABLE orphan_owners AS
+WITH owners AS (
+    SELECT DISTINCT host, destination AS reached, process_identity, destination FROM folded
+    WHERE process_identity <> '{UNKNOWN_PROCESS}'
+    UNION SELECT host, covered, process_identity, into_destination FROM folds
+    WHERE process_identity <> '{UNKNOWN_PROCESS}'
+), orphans AS (
+    SELECT DISTINCT host, destination AS orphan, destination AS reached FROM folded
+    WHERE process_identity = '{UNKNOWN_PROCESS}'
+    UNION SELECT host, into_destination, covered FROM folds WHERE process_identity = '{UNKNOWN_PROCESS}'
+)
+SELECT DISTINCT o.host, o.orphan, w.process_identity, w.destination
+FROM orphans o JOIN owners w ON w.host = o.host AND w.reached = o.reached;
+
+CREATE OR REPLACE TEMP TABLE scored_signals AS
+SELECT * FROM folded f
+WHERE NOT (f.process_identity = '{UNKNOWN_PROCESS}'
+           AND EXISTS (SELECT 1 FROM orphan_owners o WHERE o.host = f.host AND o.orphan = f.destination))
+UNION ALL BY NAME
+SELECT DISTINCT host, process_identity, destination, 'unattributed' AS detector, '' AS technique,
+       'orphans' AS reason, 0.0 AS weight, 1.0 AS scale, true AS context, MAP {{}}::MAP(VARCHAR, VARCHAR) AS facts,
+       []::VARCHAR[] AS covers
+FROM orphan_owners;
 """
-# Signals about how common a pair is, not about what it does: alone they never make a finding.
-STATISTICS = {"rarity", "novelty", "unattributed"}
-RISK_THRESHOLDS = ((9.0, "Critical"), (6.0, "High"), (3.0, "Medium"))
+
+_GROUPS_SQL = """
+CREATE OR REPLACE TEMP TABLE kept AS
+SELECT s.*, m.statistic, m.priority FROM (
+    SELECT s.*, row_number() OVER (
+        PARTITION BY host, process_identity, destination, detector,
+                     CASE WHEN m.combine = 'sum' THEN reason END
+        ORDER BY weight DESC, scale < 1 DESC, reason, facts::VARCHAR) AS rn
+    FROM scored_signals s JOIN detector_meta m USING (detector)) s
+JOIN detector_meta m USING (detector) WHERE rn = 1;
+
+CREATE OR REPLACE TEMP TABLE groups AS
+WITH totals AS (
+    SELECT host, process_identity, destination,
+           round(sum(weight) * min(scale), 2) AS score,
+           count(DISTINCT detector) FILTER (WHERE NOT context) AS behavioural,
+           coalesce(sum(weight) FILTER (WHERE NOT context), 0) AS behavioural_points,
+           count(DISTINCT detector) AS detectors,
+           bool_or(NOT statistic) AS has_evidence,
+           bool_or(NOT context) AS has_behaviour,
+           max(hosts) FILTER (WHERE detector = 'rarity') AS hosts_with_pair
+    FROM kept GROUP BY ALL
+), primaries AS (
+    -- the strongest behavioural signal names the technique; context only when nothing behavioural fired
+    SELECT k.host, k.process_identity, k.destination, k.technique, k.detector, k.remote_ip, k.remote_port, k.domain
+    FROM kept k JOIN totals t USING (host, process_identity, destination)
+    WHERE NOT k.context OR NOT t.has_behaviour
+    QUALIFY row_number() OVER (PARTITION BY k.host, k.process_identity, k.destination
+                               ORDER BY k.weight DESC, k.priority, k.reason) = 1
+)
+SELECT t.*, p.technique, p.detector AS primary_detector, p.remote_ip, p.remote_port, p.domain
+FROM totals t JOIN primaries p USING (host, process_identity, destination)
+WHERE t.score > 0 AND t.has_evidence;
+"""
+
+# What the finding's timeline and process facts come from: the exact pair or service, else every pair of that
+# process on that host (a scan's summary, an exfiltration domain).
+_FACTS_SQL = """
+WITH subjects AS (
+    SELECT host, process_identity, destination, proc, pids, ppids, states, [protocol] AS protocols, connections,
+           first_seen, last_seen, attributed, remote_hostname, sources, 'outbound' AS direction, NULL AS local_port
+    FROM pairs SEMI JOIN (SELECT DISTINCT host, process_identity FROM groups) USING (host, process_identity)
+    UNION ALL BY NAME
+    SELECT host, process_identity, destination, proc, pids, ppids, [] AS states, [protocol] AS protocols,
+           connections, first_seen, last_seen, attributed, NULL AS remote_hostname, sources,
+           'inbound' AS direction, local_port
+    FROM services SEMI JOIN (SELECT DISTINCT host, process_identity FROM groups) USING (host, process_identity)
+), matched AS (
+    SELECT g.host, g.process_identity, g.destination, s.*  EXCLUDE (host, process_identity, destination),
+           s.destination = g.destination AS exact
+    FROM groups g JOIN subjects s USING (host, process_identity)
+    QUALIFY s.destination = g.destination OR NOT bool_or(s.destination = g.destination)
+        OVER (PARTITION BY g.host, g.process_identity, g.destination)
+), users AS (
+    SELECT host, pid, min(username) AS username FROM connections WHERE pid IS NOT NULL AND username IS NOT NULL
+    GROUP BY ALL
+), dns_facts AS (
+    SELECT q.host, q.process_identity, min(q.process_name) AS process_name, min(q.process_path) AS process_path,
+           list(DISTINCT q.pid ORDER BY q.pid) FILTER (WHERE q.pid IS NOT NULL) AS pids, count(*) AS queries,
+           min(q.timestamp) AS first_seen, max(q.timestamp) AS last_seen, min(u.username) AS username,
+           list(DISTINCT q.source ORDER BY q.source) AS sources
+    FROM queries q SEMI JOIN (SELECT DISTINCT host, process_identity FROM groups) USING (host, process_identity)
+    LEFT JOIN users u ON u.host = q.host AND u.pid = q.pid
+    GROUP BY q.host, q.process_identity
+), facts AS (
+    SELECT host, process_identity, destination, min(proc) AS proc,
+           list_sort(list_distinct(flatten(list(pids)))) AS pids,
+           list_sort(list_distinct(flatten(list(ppids)))) AS ppids,
+           list_sort(list_distinct(flatten(list(states)))) AS states,
+           list_sort(list_distinct(flatten(list(protocols)))) AS protocols,
+           sum(connections) AS connections, min(first_seen) AS first_seen, max(last_seen) AS last_seen,
+           bool_or(attributed) AS attributed, min(remote_hostname) AS remote_hostname,
+           list_sort(list_distinct(flatten(list(sources)))) AS sources,
+           min(direction) AS direction, min(local_port) AS local_port
+    FROM matched GROUP BY host, process_identity, destination
+)
+SELECT g.*, f.* EXCLUDE (host, process_identity, destination),
+       d.process_name AS dns_name, d.process_path AS dns_path, d.pids AS dns_pids, d.queries,
+       d.first_seen AS dns_first, d.last_seen AS dns_last, d.username AS dns_user, d.sources AS dns_sources
+FROM groups g
+LEFT JOIN facts f USING (host, process_identity, destination)
+LEFT JOIN dns_facts d USING (host, process_identity)
+ORDER BY g.score DESC, g.host, g.process_identity, g.destination
+"""
 
 
-def risk_for(score: float) -> str:
-    return next((risk for floor, risk in RISK_THRESHOLDS if score >= floor), "Low")
+def _detector_meta(ctx: Context) -> None:
+    from orchestrator.detectors import ALL_DETECTORS
+
+    values_table(ctx.con, "detector_meta", "detector VARCHAR, statistic BOOLEAN, priority INTEGER, combine VARCHAR",
+                 ((d.name, d.statistic, d.priority, d.combine) for d in ALL_DETECTORS))
 
 
-@dataclass
-class _Group:
-    key: PairKey
-    signals: dict[str, Signal]  # detector -> strongest signal
-
-    def add(self, signal: Signal) -> None:
-        current = self.signals.get(signal.detector)
-        if current is None or (signal.weight, signal.scale < 1) > (current.weight, current.scale < 1):
-            self.signals[signal.detector] = signal
-
-    @property
-    def behavioural(self) -> list[Signal]:
-        return [s for s in self.signals.values() if not s.context]
-
-    @property
-    def score(self) -> float:
-        total = sum(s.weight for s in self.signals.values())
-        scale = min((s.scale for s in self.signals.values()), default=1.0)
-        return round(total * scale, 2)
-
-
-def group_signals(signals: Iterable[Signal]) -> list[_Group]:
-    """One group per pair; groups a covering signal (a scan) stands for fold into it, and sockets nobody owned
-    fold into the process that talks to the same destination on the same host."""
-    groups: dict[PairKey, _Group] = {}
-    covering: list[Signal] = []
-    for signal in signals:
-        groups.setdefault(signal.key, _Group(signal.key, {})).add(signal)
-        if signal.covers:
-            covering.append(signal)
-    for signal in covering:
-        target = groups[signal.key]
-        for destination in signal.covers:
-            folded = groups.pop(PairKey(signal.key.host, signal.key.process_identity, destination), None)
-            if folded is None:
-                continue
-            for inner in folded.signals.values():
-                if inner.context:
-                    target.add(inner)
-    _fold_orphans(groups)
-    return list(groups.values())
-
-
-def _fold_orphans(groups: dict[PairKey, _Group]) -> None:
-    """A beacon's closed connections linger in TIME_WAIT with no owner; they are the same traffic, not a second
-    finding, when a known process on that host talks to the same destination."""
-    owners: dict[tuple[str, str], list[_Group]] = defaultdict(list)
-    for key, group in groups.items():
-        if key.process_identity != UNKNOWN_PROCESS:
-            for destination in {key.destination} | _covered(group):
-                owners[(key.host, destination)].append(group)
-    for key in [k for k in groups if k.process_identity == UNKNOWN_PROCESS]:
-        # A scan's orphans summarise to their own "internal network (...)" destination: match on what it covers.
-        found = {id(g): g for d in {key.destination} | _covered(groups[key]) for g in owners.get((key.host, d), [])}
-        for owner in found.values():
-            owner.add(Signal("unattributed", "", owner.key, 0.0, ("more connections to this destination had no "
-                             "owner when sampled (closed, TIME_WAIT): folded in here",), context=True))
-        if found:
-            del groups[key]
-
-
-def _covered(group: _Group) -> set[str]:
-    return {d for s in group.signals.values() for d in s.covers}
-
-
-class ProcessFacts:
-    """Looks up the process and endpoint facts for a pair key, including keys that summarise several pairs."""
-
-    def __init__(self, ctx: Context) -> None:
-        self.by_key: dict[PairKey, list[Pair]] = defaultdict(list)
-        self.by_process: dict[tuple[str, str], list[Pair]] = defaultdict(list)
-        for pair in ctx.pairs:
-            self.by_key[pair.key].append(pair)
-            self.by_process[(pair.host, pair.process_identity)].append(pair)
-        self.dns: dict[tuple[str, str], dict[str, Any]] = {
-            (r["host"], r["process_identity"]): r
-            for r in ctx.store.query(DNS_FACTS_SQL)}
-
-    def pairs_for(self, key: PairKey) -> list[Pair]:
-        return self.by_key.get(key) or self.by_process.get((key.host, key.process_identity), [])
-
-
-def score(ctx: Context, signals: Iterable[Signal], hunt_date: datetime) -> list[Finding]:
-    facts = ProcessFacts(ctx)
-    # Prevalence alone (a rare but otherwise unremarkable pair) is a stacking statistic, not a finding.
-    groups = [g for g in group_signals(signals) if g.score > 0 and set(g.signals) - STATISTICS]
-    groups.sort(key=lambda g: (-g.score, g.key.host, g.key.process_identity, g.key.destination))
-    findings = []
-    for seq, group in enumerate(groups, start=1):
-        findings.append(_finding(ctx, facts, group, f"TH-HUNTIN-{hunt_date:%Y%m%d}-{seq:03d}"))
+def score(ctx: Context, hunt_date: datetime, progress: Progress = None) -> list[Finding]:
+    """The findings of this run, most severe first, numbered TH-HUNTIN-YYYYMMDD-NNN in that order."""
+    con = ctx.con
+    _detector_meta(ctx)
+    con.execute(_FOLD_SQL)
+    con.execute(_GROUPS_SQL)
+    if progress:
+        progress("scoring", 0, 1)
+    cursor = con.execute(_FACTS_SQL)
+    names = [d[0] for d in cursor.description]
+    rows = [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
+    contributions = _contributions(ctx)
+    findings = [_finding(ctx, row, contributions.get((row["host"], row["process_identity"], row["destination"]), ()),
+                         f"TH-HUNTIN-{hunt_date:%Y%m%d}-{seq:03d}")
+                for seq, row in enumerate(rows, start=1)]
+    if progress:
+        progress("scoring", 1, 1)
     return findings
 
 
-def _primary(group: _Group) -> Signal:
-    from orchestrator.detectors import DETECTORS
+def _contributions(ctx: Context) -> dict[tuple[str, str, str], tuple[Contribution, ...]]:
+    """Every kept signal of the findings, strongest first, as structured contributions."""
+    rows = ctx.con.execute("""
+        SELECT k.host, k.process_identity, k.destination, k.detector, k.technique, k.reason, k.weight, k.scale,
+               k.context, map_entries(k.facts) AS facts
+        FROM kept k SEMI JOIN groups USING (host, process_identity, destination)
+        ORDER BY k.host, k.process_identity, k.destination, k.weight DESC, k.priority, k.reason""").fetchall()
+    out: dict[tuple[str, str, str], list[Contribution]] = {}
+    for host, identity, destination, detector, technique, reason, weight, scale, context, facts in rows:
+        out.setdefault((host, identity, destination), []).append(Contribution(
+            detector=detector, technique=technique or "", reason=reason, points=float(weight),
+            facts=tuple((f["key"], f["value"] or "") for f in (facts or [])), scale=float(scale),
+            context=bool(context)))
+    return {key: tuple(value) for key, value in out.items()}
 
-    order = {d.name: i for i, d in enumerate(DETECTORS)}
-    pool = group.behavioural or list(group.signals.values())
-    return max(pool, key=lambda s: (s.weight, -order.get(s.detector, 99)))
 
-
-def _finding(ctx: Context, facts: ProcessFacts, group: _Group, hunt_id: str) -> Finding:
-    key = group.key
-    pairs = facts.pairs_for(key)
-    exact = facts.by_key.get(key, [])
-    dns = facts.dns.get((key.host, key.process_identity), {})
-    first = pairs[0] if pairs else None
-    primary = _primary(group)
-    total = group.score
-    risk = risk_for(total)
-    attributed = any(p.attributed for p in pairs) or bool(dns.get("pids"))
-    confidence = _confidence(group, attributed)
-    techniques = tuple(dict.fromkeys([primary.technique] + [s.technique for s in group.signals.values()
-                                                            if s.weight > 0 and s.technique]))
-    path = (first.process_path if first else None) or dns.get("process_path") or ""
-    name = (first.process_name if first else None) or dns.get("process_name") or key.process_identity
-    pids = tuple(sorted({pid for p in pairs for pid in p.pids} | set(dns.get("pids") or [])))
-    ppids = sorted({pid for p in pairs for pid in p.ppids})
-    timeline = exact or pairs
-    first_seen = min((p.first_seen for p in timeline if p.first_seen), default=dns.get("first_seen"))
-    last_seen = max((p.last_seen for p in timeline if p.last_seen), default=dns.get("last_seen"))
-    connections = sum(p.connections for p in timeline) if timeline else int(dns.get("queries") or 0)
-    prevalence = group.signals.get("rarity")
-    evidence = _evidence(key, first, exact or pairs, path, name, pids, ppids, first_seen, last_seen, connections,
-                         dns, group)
-    contributions = tuple(
-        Contribution(s.detector, s.technique, s.weight, "; ".join(s.facts))
-        for s in sorted(group.signals.values(), key=lambda s: -s.weight))
+def _finding(ctx: Context, row: dict[str, Any], contributions: tuple[Contribution, ...], hunt_id: str) -> Finding:
+    proc = row["proc"] or {}
+    risk = risk_for(row["score"])
+    attributed = bool(row["attributed"]) or bool(row["dns_pids"])
+    has_pairs = row["proc"] is not None
+    techniques = tuple(dict.fromkeys([row["technique"]] + [c.technique for c in contributions
+                                                           if c.points > 0 and c.technique]))
+    name = proc.get("process_name") or row["dns_name"] or row["process_identity"]
     return Finding(
-        hunt_id=hunt_id, technique=primary.technique, techniques=techniques, host=key.host,
-        user=(first.username if first else None) or dns.get("username") or "unknown", process_name=name,
-        process_path=path,
-        process_identity=key.process_identity, command_line=(first.command_line if first else None) or "",
-        parent=_parent(first), pids=pids, ppids=tuple(ppids), destination=key.destination,
-        remote_ip=primary.remote_ip or (first.remote_ip if first and exact else None),
-        remote_port=primary.remote_port if primary.remote_ip else (first.remote_port if first and exact else None),
-        domain=primary.domain, first_seen=first_seen, last_seen=last_seen, connections=connections,
-        hosts_with_pair=prevalence.hosts if prevalence else None, fleet_hosts=ctx.fleet_size, risk=risk,
-        confidence=confidence,
-        score=total, evidence=evidence, contributions=contributions,
-        recommended_action=recommend(risk, primary.technique, key.host, name, pids, key.destination,
-                                     blockable=bool(primary.domain or (primary.remote_ip and primary.remote_ip
-                                                                       not in ("0.0.0.0", "::")))))
+        hunt_id=hunt_id, technique=row["technique"], techniques=techniques, host=row["host"],
+        user=proc.get("username") or row["dns_user"] or "unknown", process_name=name,
+        process_path=proc.get("process_path") or row["dns_path"] or "", process_identity=row["process_identity"],
+        command_line=proc.get("command_line") or "", parent_name=proc.get("parent_name"),
+        parent_path=proc.get("parent_path"),
+        pids=tuple(sorted(set(row["pids"] or []) | set(row["dns_pids"] or []))), ppids=tuple(row["ppids"] or ()),
+        destination=row["destination"], remote_ip=row["remote_ip"], remote_port=row["remote_port"],
+        domain=row["domain"],
+        first_seen=row["first_seen"] if has_pairs else row["dns_first"],
+        last_seen=row["last_seen"] if has_pairs else row["dns_last"],
+        connections=int(row["connections"] if has_pairs else (row["queries"] or 0)),
+        hosts_with_pair=row["hosts_with_pair"], fleet_hosts=ctx.fleet_size, risk=risk.value,
+        confidence=_confidence(row, attributed), score=float(row["score"]), contributions=contributions,
+        response=_response(risk), action=_action(row["primary_detector"]), exe_sha256=proc.get("exe_sha256"),
+        direction=row["direction"] or "outbound", local_port=row["local_port"],
+        protocols=tuple(row["protocols"] or ()), states=tuple(s for s in row["states"] or () if s and s != "NONE"),
+        remote_hostname=row["remote_hostname"],
+        sources=tuple(sorted((set(row["sources"] or []) | set(row["dns_sources"] or [])) - {None})),
+        kind="connections" if has_pairs else "queries")
 
 
-def _confidence(group: _Group, attributed: bool) -> str:
+def _confidence(row: dict[str, Any], attributed: bool) -> str:
     """How sure the finding is: independent behaviours agreeing, on a socket whose owner is known."""
-    behavioural = group.behavioural
-    points = sum(s.weight for s in behavioural)
-    if len(behavioural) >= 2 or points >= 6 or (behavioural and len(group.signals) >= 3):
+    behavioural, detectors = row["behavioural"], row["detectors"]
+    if behavioural >= 2 or row["behavioural_points"] >= 6 or (behavioural and detectors >= 3):
         level = 2
-    elif behavioural or len(group.signals) >= 2:
+    elif behavioural or detectors >= 2:
         level = 1
     else:
         level = 0
@@ -197,62 +259,12 @@ def _confidence(group: _Group, attributed: bool) -> str:
     return ("Low", "Medium", "High")[max(0, level - (0 if attributed else 1))]
 
 
-def _parent(pair: Pair | None) -> str:
-    if pair is None or not (pair.parent_name or pair.parent_path):
-        return "unknown"
-    ppid = f" (ppid {','.join(map(str, pair.ppids))})" if pair.ppids else ""
-    return f"{pair.parent_name or ''} {pair.parent_path or ''}".strip() + ppid
+def _response(risk: Risk) -> str:
+    return {Risk.Critical: "containment", Risk.High: "investigation", Risk.Medium: "investigation"}.get(
+        risk, "monitoring")
 
 
-def _evidence(key: PairKey, first: Pair | None, pairs: list[Pair], path: str, name: str, pids: tuple[int, ...],
-              ppids: list[int], first_seen: datetime | None, last_seen: datetime | None, connections: int,
-              dns: dict[str, Any], group: _Group) -> tuple[str, ...]:
-    lines = [f"process: {name} (pid {', '.join(map(str, pids)) or 'unknown'})"]
-    if path:
-        sha = f", sha256 {first.exe_sha256}" if first and first.exe_sha256 else ""
-        lines.append(f"binary: {path}{sha}")
-    if first and first.command_line:
-        lines.append(f"command line: {first.command_line}")
-    if first:
-        lines.append(f"parent: {_parent(first)}")
-    states = sorted({s for p in pairs for s in p.states if s and s != "NONE"})
-    protocols = sorted({p.protocol for p in pairs})
-    hostname = next((p.remote_hostname for p in pairs if p.remote_hostname), None)
-    over = f" over {'/'.join(protocols)}" if protocols else ""
-    state = f" state {','.join(states)}" if states else ""
-    lines.append(f"remote endpoint: {key.destination}{f' ({hostname})' if hostname else ''}{over}{state}")
-    if first_seen:
-        span = (last_seen - first_seen).total_seconds() if last_seen else 0.0
-        noun = "connections" if pairs else "queries"
-        lines.append(f"timing: {connections} {noun} between {first_seen:%Y-%m-%d %H:%M:%S} and "
-                     f"{(last_seen or first_seen):%H:%M:%S} UTC ({span:.0f} s)")
-    elif dns:
-        lines.append(f"timing: {dns.get('queries', 0)} DNS queries")
-    for signal in sorted(group.signals.values(), key=lambda s: -s.weight):
-        tag = f"[{signal.detector} +{signal.weight:g}{f' x{signal.scale:g}' if signal.scale != 1 else ''}]"
-        lines.extend(f"{tag if n == 0 else f'[{signal.detector}]'} {fact}" for n, fact in enumerate(signal.facts))
-    return tuple(lines)
+def _action(detector: str | None) -> str | None:
+    from orchestrator.detectors import ALL_DETECTORS
 
-
-_ACTIONS = {
-    "T1496": "stop the miner process, remove its binary and persistence, block the pool endpoint",
-    "T1046": "find what launched the scanner, check the scanned hosts for follow-on logins",
-    "T1095": "capture the raw traffic (tcpdump icmp) to confirm tunnelling, acquire the binary",
-    "T1048.003": "block the domain at the resolver and egress port 53 to non-resolvers, review what data was read",
-    "T1071.004": "block egress port 53 to anything but the resolvers, review the domain",
-}
-
-
-def recommend(risk: str, technique: str, host: str, name: str, pids: tuple[int, ...], destination: str,
-              blockable: bool) -> str:
-    pid = f" pid {pids[0]}" if pids else ""
-    specific = _ACTIONS.get(technique, f"acquire the binary and memory of {name}{pid}, review its parent and "
-                                       f"persistence")
-    if risk == "Critical":
-        block = f" and block {destination} at egress" if blockable else ""
-        return f"Containment: isolate {host}{block} now; then {specific}."
-    if risk == "High":
-        return f"Investigation (urgent): {specific}; contain {host} if confirmed."
-    if risk == "Medium":
-        return f"Investigation: confirm whether {name} should reach {destination}; {specific}."
-    return f"Monitoring: watch {name} on {host} for repeat connections to {destination}."
+    return next((d.action for d in ALL_DETECTORS if d.name == detector), None)

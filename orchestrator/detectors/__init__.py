@@ -12,8 +12,8 @@ from orchestrator.detectors.non_app_protocol import NonAppProtocol
 from orchestrator.detectors.nonstandard_port import NonstandardPort
 from orchestrator.detectors.novelty import Novelty
 from orchestrator.detectors.rarity import Rarity
+from orchestrator.detectors.unattributed import Unattributed
 
-# Order is the tie-break when two signals weigh the same: the more specific behaviour names the technique.
 DETECTORS: tuple[Detector, ...] = (
     Cryptominer(),
     DnsExfil(),
@@ -26,5 +26,8 @@ DETECTORS: tuple[Detector, ...] = (
     Rarity(),
     Novelty(),
 )
+# Every name a contribution can carry, with its metadata: the registry plus the notes scoring writes itself.
+ALL_DETECTORS: tuple[Detector, ...] = (*DETECTORS, Unattributed())
+BY_NAME: dict[str, Detector] = {d.name: d for d in ALL_DETECTORS}
 
-__all__ = ["DETECTORS", "Context", "Detector"]
+__all__ = ["ALL_DETECTORS", "BY_NAME", "DETECTORS", "Context", "Detector"]

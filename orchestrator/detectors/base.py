@@ -1,121 +1,221 @@
-"""What every detector is, and the shared view of the store they read: outbound pairs.
+"""What every detector is, and the one filtered view of the store they all read.
 
-A detector declares its name and technique and returns Signals; it never raises to mean "suspicious" and never
-prints. ``pairs()`` gives them one row per (host, process identity, protocol, remote ip, remote port) with the
-facts a responder needs, computed once in SQL.
+``Context`` applies policy once, in SQL: ignored peers (loopback, link-local, multicast), the allowlist and the
+internal networks are resolved per distinct address, and every detector reads the same filtered tables:
+
+- ``flows``: connection rows that survive the filter, with ``internal`` and the program ``name``;
+- ``pairs``: one row per (host, process identity, protocol, remote ip, remote port) of outbound (or unknown
+  direction) flows, with the facts a responder needs, computed once;
+- ``services``: one row per (host, process identity, protocol, local port) of inbound flows: a server answering
+  2,000 clients is one fact about its service, never 2,000 destinations;
+- ``listening``: listener rows that survive the allowlist;
+- ``queries``: DNS rows that survive the allowlist, with the registered domain of each query.
+
+A detector is a class whose metadata (name, technique, whether it is a statistic, its priority, its recommended
+action and how its facts read) is declared in class attributes, and whose ``query()`` returns one SQL SELECT over
+those tables giving its signal rows. Python never sees a row per pair.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
-from typing import ClassVar, Protocol
+import ipaddress
+from collections.abc import Iterable
+from typing import Any, ClassVar
 
+from orchestrator.baseline import DESTINATION_SQL
 from orchestrator.config import Config
-from orchestrator.model import PairKey, Signal
+from orchestrator.domains import registered_domain
 from orchestrator.store import Store
 
-PAIRS_SQL = """
-SELECT host, process_identity, protocol, remote_ip, remote_port,
-       any_value(process_name) AS process_name,
-       any_value(process_path) AS process_path,
-       any_value(command_line) AS command_line,
-       any_value(username) AS username,
-       any_value(parent_name) AS parent_name,
-       any_value(parent_path) AS parent_path,
-       any_value(exe_sha256) AS exe_sha256,
-       coalesce(list(DISTINCT pid) FILTER (WHERE pid IS NOT NULL), []) AS pids,
-       coalesce(list(DISTINCT ppid) FILTER (WHERE ppid IS NOT NULL), []) AS ppids,
-       list(DISTINCT state) AS states,
-       count(*) AS connections,
-       sum(observations) AS observations,
-       min(first_seen) AS first_seen,
-       max(last_seen) AS last_seen,
-       bool_or(attributed) AS attributed,
-       any_value(remote_hostname) AS remote_hostname
-FROM connections
-GROUP BY ALL
+# The columns every detector query may return; missing ones take the defaults of the signals table.
+SIGNAL_COLUMNS = """
+    host VARCHAR NOT NULL, process_identity VARCHAR NOT NULL, destination VARCHAR NOT NULL,
+    detector VARCHAR, technique VARCHAR, reason VARCHAR NOT NULL, weight DOUBLE NOT NULL,
+    scale DOUBLE DEFAULT 1.0, context BOOLEAN DEFAULT false, facts MAP(VARCHAR, VARCHAR),
+    remote_ip VARCHAR, remote_port INTEGER, domain VARCHAR, covers VARCHAR[] DEFAULT [], hosts INTEGER
+"""
+
+# The program's short name: its process name, else the last part of its identity.
+NAME_SQL = "lower(coalesce(nullif(process_name, ''), regexp_extract(replace(process_identity, '\\', '/'), '[^/]*$')))"
+# One representative process row per group, chosen deterministically (a struct compares field by field).
+_PROCESS_STRUCT = """min({first_seen: first_seen, pid: pid, ppid: ppid, process_name: process_name,
+                         process_path: process_path, command_line: command_line, username: username,
+                         parent_name: parent_name, parent_path: parent_path, exe_sha256: exe_sha256})"""
+
+_PAIRS_SQL = f"""
+CREATE OR REPLACE TEMP TABLE pairs AS
+SELECT host, process_identity, protocol, remote_ip, remote_port, any_value(internal) AS internal,
+       {DESTINATION_SQL} AS destination, any_value(name) AS name,
+       {_PROCESS_STRUCT} AS proc,
+       list(DISTINCT pid ORDER BY pid) FILTER (WHERE pid IS NOT NULL) AS pids,
+       list(DISTINCT ppid ORDER BY ppid) FILTER (WHERE ppid IS NOT NULL) AS ppids,
+       list(DISTINCT state ORDER BY state) AS states,
+       count(*) AS connections, sum(observations) AS observations,
+       count(*) FILTER (WHERE state = 'SYN_SENT') AS half_open,
+       min(first_seen) AS first_seen, max(last_seen) AS last_seen,
+       bool_or(attributed) AS attributed, bool_or(coalesce(stdio, false)) AS stdio,
+       min(remote_hostname) AS remote_hostname, list(DISTINCT source ORDER BY source) AS sources,
+       list(DISTINCT direction ORDER BY direction) AS directions
+FROM flows WHERE direction <> 'inbound'
+GROUP BY host, process_identity, protocol, remote_ip, remote_port
+"""
+_SERVICES_SQL = f"""
+CREATE OR REPLACE TEMP TABLE services AS
+SELECT host, process_identity, protocol, local_port, any_value(name) AS name,
+       'port ' || local_port || ' (inbound)' AS destination,
+       {_PROCESS_STRUCT} AS proc,
+       list(DISTINCT pid ORDER BY pid) FILTER (WHERE pid IS NOT NULL) AS pids,
+       list(DISTINCT ppid ORDER BY ppid) FILTER (WHERE ppid IS NOT NULL) AS ppids,
+       count(*) AS connections, count(DISTINCT remote_ip) AS clients,
+       count(DISTINCT remote_ip) FILTER (WHERE NOT internal) AS external_clients,
+       list(DISTINCT remote_ip ORDER BY remote_ip)[1:5] AS sample_clients,
+       min(first_seen) AS first_seen, max(last_seen) AS last_seen, bool_or(attributed) AS attributed,
+       bool_or(coalesce(stdio, false)) AS stdio, list(DISTINCT source ORDER BY source) AS sources
+FROM flows WHERE direction = 'inbound'
+GROUP BY host, process_identity, protocol, local_port
 """
 
 
 def endpoint(ip: str, port: int | None, protocol: str) -> str:
-    """A destination as text: ``ip:port``, ``[v6]:port``, or the bare address for raw sockets."""
+    """A destination as text, the same as DESTINATION_SQL: ``ip:port``, ``[v6]:port``, or the bare address."""
     if port is None or protocol == "raw":
         return ip
     return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
-@dataclass(frozen=True)
-class Pair:
-    host: str
-    process_identity: str
-    protocol: str
-    remote_ip: str
-    remote_port: int | None
-    process_name: str | None
-    process_path: str | None
-    command_line: str | None
-    username: str | None
-    parent_name: str | None
-    parent_path: str | None
-    exe_sha256: str | None
-    pids: list[int]
-    ppids: list[int]
-    states: list[str]
-    connections: int
-    observations: int
-    first_seen: datetime | None
-    last_seen: datetime | None
-    attributed: bool
-    remote_hostname: str | None
+def values_table(con: Any, name: str, columns: str, rows: Iterable[tuple[Any, ...]]) -> None:
+    """A small lookup table (ports, program names) from Python constants, so detectors can join it."""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {name} ({columns})")
+    rows = list(rows)
+    if rows:
+        marks = ", ".join("?" for _ in rows[0])
+        con.executemany(f"INSERT INTO {name} VALUES ({marks})", rows)
 
-    @property
-    def destination(self) -> str:
-        return endpoint(self.remote_ip, self.remote_port, self.protocol)
 
-    @property
-    def key(self) -> PairKey:
-        return PairKey(self.host, self.process_identity, self.destination)
+class Detector:
+    """A detector's metadata; subclasses set these and implement ``query``."""
 
-    @property
-    def name(self) -> str:
-        return (self.process_name or self.process_identity.replace("\\", "/").rsplit("/", 1)[-1]).lower()
+    name: ClassVar[str]
+    technique: ClassVar[str]
+    # A statistic (prevalence, novelty) says how common a pair is, not what it does: alone it never makes a finding,
+    # and it is computed only for pairs some other detector already flagged.
+    statistic: ClassVar[bool] = False
+    # Context (an odd path, a LOLBin) raises a score but names the technique only when nothing behavioural fired.
+    context: ClassVar[bool] = False
+    # Lower is more specific: it names the technique when two signals weigh the same.
+    priority: ClassVar[int] = 50
+    # How several signals of this detector on one finding add up: the strongest counts ("max"), or all ("sum").
+    combine: ClassVar[str] = "max"
+    # What to do about a finding this detector names (None: the generic "acquire the binary..." advice).
+    action: ClassVar[str | None] = None
+    # reason -> how its facts read; placeholders are the signal's fact names.
+    explain: ClassVar[dict[str, str]] = {}
 
-    def signal(self, detector: Detector, weight: float, *facts: str, context: bool = False,
-               technique: str | None = None) -> Signal:
-        return Signal(detector=detector.name, technique=technique or detector.technique, key=self.key,
-                      weight=weight, facts=tuple(facts), context=context, remote_ip=self.remote_ip,
-                      remote_port=self.remote_port)
+    def query(self, ctx: Context) -> tuple[str, dict[str, Any]] | None:
+        """One SELECT giving this detector's signal rows (see SIGNAL_COLUMNS), or None to stay silent."""
+        raise NotImplementedError
 
 
 class Context:
-    """What detectors share for one run: the store, the config and the outbound pairs, filtered once."""
+    """What detectors share for one run: the store, the config, and the filtered tables, built once."""
 
     def __init__(self, store: Store, config: Config) -> None:
         self.store = store
         self.config = config
-        # A host that reported only health (nothing talking out) is still one of the fleet's hosts.
+        self.con = store.con
         self.hosts: tuple[str, ...] = tuple(
-            r["host"] for r in store.query("SELECT host FROM connections UNION SELECT host FROM dns UNION SELECT host"
-                                           " FROM health WHERE host <> '' ORDER BY 1"))
-        self.pairs: list[Pair] = [p for p in (Pair(**row) for row in store.query(PAIRS_SQL)) if self._keep(p)]
-
-    def _keep(self, pair: Pair) -> bool:
-        if pair.remote_ip in ("", "0.0.0.0", "::") and pair.protocol != "raw":
-            return False
-        if pair.protocol != "raw" and self.config.is_ignored_peer(pair.remote_ip):
-            return False
-        return not self.config.is_allowed(pair.host, pair.process_name, pair.process_identity, pair.remote_ip,
-                                          pair.remote_port)
+            r[0] for r in self.con.execute(
+                "SELECT host FROM connections UNION SELECT host FROM listeners UNION SELECT host FROM dns "
+                "UNION SELECT host FROM health WHERE host <> '' ORDER BY 1").fetchall())
+        self._classify_peers()
+        self._allow_tables()
+        self.suppressed = self._build_views()
 
     @property
     def fleet_size(self) -> int:
         return len(self.hosts)
 
+    @property
+    def fleet(self) -> bool:
+        """Enough hosts for prevalence to mean something."""
+        return self.fleet_size >= self.config.min_fleet_for_prevalence
 
-class Detector(Protocol):
-    name: ClassVar[str]
-    technique: ClassVar[str]
+    def _classify_peers(self) -> None:
+        """Per distinct address (not per row): ignored, internal, and which allowlist networks contain it."""
+        ips = [r[0] for r in self.con.execute(
+            "SELECT DISTINCT remote_ip FROM connections UNION SELECT DISTINCT server_ip FROM dns "
+            "WHERE server_ip IS NOT NULL").fetchall()]
+        nets = self.config.allow_networks
+        ignored, internal, allow_nets = [], [], []
+        for ip in ips:
+            ignored.append(self.config.is_ignored_peer(ip) or ip in ("", "0.0.0.0", "::"))
+            internal.append(self.config.is_internal(ip))
+            try:
+                addr = ipaddress.ip_address(ip)
+                allow_nets.append([i for i, (_, net) in enumerate(nets)
+                                   if net is not None and addr.version == net.version and addr in net])
+            except ValueError:
+                allow_nets.append([])
+        self.con.execute("CREATE OR REPLACE TEMP TABLE peers AS SELECT unnest(?::VARCHAR[]) AS ip, "
+                         "unnest(?::BOOLEAN[]) AS ignored, unnest(?::BOOLEAN[]) AS internal, "
+                         "unnest(?::INTEGER[][]) AS allow_nets", [ips, ignored, internal, allow_nets])
 
-    def detect(self, ctx: Context) -> list[Signal]: ...
+    def _allow_tables(self) -> None:
+        """The allowlist as a table, so the filter is one join whatever its length (values are parameters)."""
+        rows = [(i, (e.process or "").lower() or None, e.port, (e.host or "").lower() or None, net is not None)
+                for i, (e, net) in enumerate(self.config.allow_networks)]
+        values_table(self.con, "allow", "id INTEGER, process VARCHAR, port INTEGER, host VARCHAR, has_net BOOLEAN",
+                     rows)
 
+    def _allowed(self, alias: str, port: str, nets: str) -> str:
+        """SQL: some allowlist entry matches every field it gives."""
+        return (f"EXISTS (SELECT 1 FROM allow a WHERE (a.host IS NULL OR a.host = lower({alias}.host)) "
+                f"AND (a.process IS NULL OR a.process = lower({alias}.process_name) "
+                f"OR a.process = lower({alias}.process_identity)) "
+                f"AND (a.port IS NULL OR a.port = {port}) AND (NOT a.has_net OR list_contains({nets}, a.id)))")
+
+    def _build_views(self) -> dict[str, int]:
+        con = self.con
+        con.execute(f"""
+            CREATE OR REPLACE TEMP VIEW classified AS
+            SELECT c.*, coalesce(p.ignored, true) AND c.protocol <> 'raw' AS ignored,
+                   coalesce(p.internal, false) AS internal, {NAME_SQL} AS name,
+                   {self._allowed('c', 'c.remote_port', 'coalesce(p.allow_nets, [])')} AS allowed
+            FROM connections c LEFT JOIN peers p ON p.ip = c.remote_ip""")
+        con.execute("CREATE OR REPLACE TEMP VIEW flows AS SELECT * EXCLUDE (ignored, allowed) FROM classified "
+                    "WHERE NOT ignored AND NOT allowed")
+        con.execute(_PAIRS_SQL)
+        con.execute(_SERVICES_SQL)
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE listening AS
+            SELECT l.*, {NAME_SQL} AS name FROM listeners l
+            WHERE NOT {self._allowed('l', 'l.local_port', '[]')}""")
+        self._queries_table()
+        counts = con.execute("""
+            SELECT count(*) FILTER (WHERE allowed AND NOT ignored),
+                   (SELECT count(*) FROM listeners) - (SELECT count(*) FROM listening),
+                   (SELECT count(*) FROM dns) - (SELECT count(*) FROM queries),
+                   count(*) FILTER (WHERE ignored)
+            FROM classified""").fetchone() or (0, 0, 0, 0)
+        return {"connections": int(counts[0]), "listeners": int(counts[1]), "dns": int(counts[2]),
+                "ignored_peers": int(counts[3])}
+
+    def _queries_table(self) -> None:
+        """DNS rows that survive the allowlist, with each query's registered domain.
+
+        The public-suffix split runs once per distinct name ending (the last six labels decide it), so a million
+        unique exfiltration subdomains cost one lookup each of their few endings, not one per query.
+        """
+        con = self.con
+        endings = [r[0] for r in con.execute(
+            "SELECT DISTINCT array_to_string(string_split(query, '.')[-6:], '.') FROM dns").fetchall()]
+        con.execute("CREATE OR REPLACE TEMP TABLE endings AS SELECT unnest(?::VARCHAR[]) AS ending, "
+                    "unnest(?::VARCHAR[]) AS domain", [endings, [registered_domain(e) for e in endings]])
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE queries AS
+            SELECT d.*, e.domain, {NAME_SQL} AS name,
+                   rtrim(left(d.query, greatest(length(d.query) - length(e.domain), 0)), '.') AS subdomain
+            FROM dns d
+            JOIN endings e ON e.ending = array_to_string(string_split(d.query, '.')[-6:], '.')
+            LEFT JOIN peers p ON p.ip = d.server_ip
+            WHERE NOT {self._allowed('d', '53', 'coalesce(p.allow_nets, [])')}""")

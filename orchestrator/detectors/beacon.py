@@ -1,104 +1,136 @@
 """T1071 beaconing: regular intervals between one process's connections to one destination.
 
-RITA-style: Bowley skewness and median absolute deviation of the intervals between connection starts, plus how
-many intervals sit near the median (histogram regularity). Jitter of +/-20 % still scores well; intervals that
-are whole multiples of the period (a missed sample, a skipped check-in) are folded back onto the period first.
+RITA-style, computed in DuckDB: Bowley skewness and median absolute deviation of the intervals between connection
+starts, plus how many intervals sit near the median (histogram regularity). Jitter of +/-20 % still scores well;
+intervals that are whole multiples of the period (a missed sample, a skipped check-in) are folded back onto the
+period first. An interval that spans a gap in the host's collection (no row from that host for longer than
+``collection_gap_s``: collections hours apart) is not an interval at all: the host was not watched then.
 """
 
 from __future__ import annotations
 
-import statistics
-from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from orchestrator.detectors.base import Context, endpoint
-from orchestrator.model import PairKey, Signal
+from orchestrator.detectors.base import Context, Detector
 
-STARTS_SQL = """
-SELECT host, process_identity, protocol, remote_ip, remote_port,
-       list(DISTINCT epoch(first_seen) ORDER BY epoch(first_seen)) AS starts
-FROM connections
-WHERE first_seen IS NOT NULL AND protocol <> 'raw'
-GROUP BY ALL
-HAVING count(DISTINCT first_seen) >= ?
-"""
 MIN_SCORE = 0.7
 # Intervals shorter than this are one burst, not two check-ins.
 MIN_INTERVAL_S = 0.2
 
+# Starts of each pair (distinct first_seen), the intervals between them, and the host's unwatched spans.
+BEACON_STATS_SQL = """
+WITH starts AS (
+    SELECT DISTINCT host, process_identity, protocol, remote_ip, remote_port, epoch(first_seen) AS t
+    FROM flows
+    WHERE first_seen IS NOT NULL AND protocol <> 'raw' AND direction <> 'inbound'
+), eligible AS (
+    SELECT host, process_identity, protocol, remote_ip, remote_port FROM starts GROUP BY ALL
+    HAVING count(*) >= $min_connections
+), host_times AS (
+    SELECT DISTINCT host, epoch(t) AS t FROM (
+        SELECT host, first_seen AS t FROM connections UNION ALL SELECT host, last_seen FROM connections
+        UNION ALL SELECT host, collected_at FROM connections) WHERE t IS NOT NULL
+), gaps AS (
+    SELECT host, prev AS gap_start, t AS gap_end FROM (
+        SELECT host, t, lag(t) OVER (PARTITION BY host ORDER BY t) AS prev FROM host_times)
+    WHERE t - prev > $gap
+), raw_intervals AS (
+    SELECT s.*, s.t - lag(s.t) OVER (PARTITION BY s.host, s.process_identity, s.protocol, s.remote_ip, s.remote_port
+                                     ORDER BY s.t) AS d,
+           lag(s.t) OVER (PARTITION BY s.host, s.process_identity, s.protocol, s.remote_ip, s.remote_port
+                          ORDER BY s.t) AS prev_t
+    FROM starts s SEMI JOIN eligible e USING (host, process_identity, protocol, remote_ip, remote_port)
+), intervals AS (
+    SELECT i.* FROM raw_intervals i
+    WHERE d >= $min_interval
+      AND NOT EXISTS (SELECT 1 FROM gaps g WHERE g.host = i.host AND g.gap_start >= i.prev_t AND g.gap_end <= i.t)
+), counted AS (
+    SELECT host, process_identity, protocol, remote_ip, remote_port, count(*) AS n, median(d) AS period
+    FROM intervals GROUP BY ALL HAVING count(*) >= 3
+), folded AS (
+    -- a whole multiple of the period is a missed check-in: fold it back onto the period
+    SELECT i.host, i.process_identity, i.protocol, i.remote_ip, i.remote_port, c.n, c.period,
+           CASE WHEN round(i.d / c.period) >= 2 AND abs(i.d / c.period - round(i.d / c.period))
+                     <= 0.25 * round(i.d / c.period) THEN i.d / round(i.d / c.period) ELSE i.d END AS d,
+           round(i.d / c.period) >= 2 AND abs(i.d / c.period - round(i.d / c.period))
+               <= 0.25 * round(i.d / c.period) AS was_folded
+    FROM intervals i JOIN counted c USING (host, process_identity, protocol, remote_ip, remote_port)
+), quartiles AS (
+    -- statistics.quantiles(method="inclusive") is linear interpolation; below 4 values: min, median, max
+    SELECT host, process_identity, protocol, remote_ip, remote_port, any_value(n) AS n,
+           CASE WHEN count(*) < 4 THEN min(d) ELSE quantile_cont(d, 0.25) END AS q1,
+           median(d) AS q2,
+           CASE WHEN count(*) < 4 THEN max(d) ELSE quantile_cont(d, 0.75) END AS q3,
+           count(*) FILTER (WHERE was_folded) AS folded
+    FROM folded GROUP BY host, process_identity, protocol, remote_ip, remote_port
+), spread AS (
+    SELECT f.host, f.process_identity, f.protocol, f.remote_ip, f.remote_port, q.n, q.q1, q.q2, q.q3, q.folded,
+           median(abs(f.d - q.q2)) AS mad,
+           count(*) FILTER (WHERE abs(f.d - q.q2) <= 0.25 * q.q2) / count(*) AS near
+    FROM folded f JOIN quartiles q USING (host, process_identity, protocol, remote_ip, remote_port)
+    GROUP BY ALL
+), scored AS (
+    SELECT *,
+           CASE WHEN q3 = q1 THEN 0.0 ELSE (q1 + q3 - 2 * q2) / (q3 - q1) END AS skew,
+           -- Skew only means something when the spread does: sampling at whole ticks swings Bowley's skew between
+           -- -1 and +1 while the timing is as regular as a beacon gets, so skew costs in proportion to the spread.
+           CASE WHEN q2 > 0 THEN least(1.0, (q3 - q1) / (0.5 * q2)) ELSE 1.0 END AS spread_share,
+           -- +/-20 % jitter gives a MAD near 10 % of the period, 20 % once sampled at whole ticks; random 60 %+.
+           CASE WHEN q2 > 0 THEN greatest(0.0, 1 - mad / (0.75 * q2)) ELSE 0.0 END AS mad_score
+    FROM spread
+)
+SELECT *, n + 1 AS connections,
+       round(greatest(0.0, ((1 - least(1.0, abs(skew)) * spread_share) + mad_score + near) / 3
+                      - 0.25 * folded / n), 3) AS score
+FROM scored
+"""
 
-@dataclass(frozen=True)
-class BeaconStats:
-    connections: int
-    period: float
-    mad: float
-    skew: float
-    near_median: float
-    folded: int
-    score: float
+
+def beacon_params(ctx: Context) -> dict[str, Any]:
+    return {"min_connections": ctx.config.beacon_min_connections, "gap": ctx.config.collection_gap_s,
+            "min_interval": MIN_INTERVAL_S}
 
 
-def _quartiles(values: list[float]) -> tuple[float, float, float]:
-    if len(values) < 4:
-        mid = statistics.median(values)
-        return min(values), mid, max(values)
-    q1, q2, q3 = statistics.quantiles(values, n=4, method="inclusive")
-    return q1, q2, q3
-
-
-def beacon_stats(starts: list[float]) -> BeaconStats | None:
-    """Score how regular a series of connection start times is (1.0 = a metronome)."""
-    raw = [b - a for a, b in zip(starts, starts[1:]) if b - a >= MIN_INTERVAL_S]
-    if len(raw) < 3:
-        return None
-    period = statistics.median(raw)
-    intervals, folded = [], 0
-    for d in raw:
-        k = round(d / period)
-        if k >= 2 and abs(d / period - k) <= 0.25 * k:
-            intervals.append(d / k)
-            folded += 1
-        else:
-            intervals.append(d)
-    q1, q2, q3 = _quartiles(intervals)
-    skew = 0.0 if q3 == q1 else (q1 + q3 - 2 * q2) / (q3 - q1)
-    mad = statistics.median(abs(d - q2) for d in intervals)
-    near = sum(1 for d in intervals if abs(d - q2) <= 0.25 * q2) / len(intervals)
-    # Skew only means something when the spread does: with the quartiles within a few tenths of the period,
-    # sampling at whole ticks (5.998 / 6.000 / 6.996 s) swings Bowley's skew between -1 and +1 while the timing
-    # is as regular as a beacon gets. So skew costs in proportion to the spread, fully from an IQR of half the period.
-    spread = min(1.0, (q3 - q1) / (0.5 * q2)) if q2 > 0 else 1.0
-    skew_score = 1 - min(1.0, abs(skew)) * spread
-    # +/-20 % jitter gives a MAD near 10 % of the period, 20 % once sampled at whole ticks; random traffic 60 %+.
-    mad_score = max(0.0, 1 - mad / (0.75 * q2)) if q2 > 0 else 0.0
-    # Folding hides missed check-ins, but a series that is mostly gaps is a weaker claim.
-    fold_penalty = 0.25 * folded / len(intervals)
-    score = max(0.0, (skew_score + mad_score + near) / 3 - fold_penalty)
-    return BeaconStats(len(starts), q2, mad, skew, near, folded, round(score, 3))
-
-
-class Beacon:
+class Beacon(Detector):
     name: ClassVar[str] = "beacon"
     technique: ClassVar[str] = "T1071"
+    priority: ClassVar[int] = 50
+    explain: ClassVar[dict[str, str]] = {
+        "regular": "beacon: {connections} connections every {period} s (MAD {mad} s, Bowley skew {skew}, "
+                   "{near} within 25% of the period{folded_note}; regularity {score}) since {since} UTC",
+    }
 
-    def detect(self, ctx: Context) -> list[Signal]:
-        kept = {p.key for p in ctx.pairs}
-        signals = []
-        for row in ctx.store.query(STARTS_SQL, [ctx.config.beacon_min_connections]):
-            port = row["remote_port"]
-            ip = row["remote_ip"]
-            key = PairKey(row["host"], row["process_identity"], endpoint(ip, port, row["protocol"]))
-            if key not in kept:
-                continue
-            stats = beacon_stats([float(s) for s in row["starts"]])
-            if stats is None or stats.score < MIN_SCORE:
-                continue
-            first = datetime.fromtimestamp(row["starts"][0], tz=timezone.utc).strftime("%H:%M:%S")
-            facts = (f"beacon: {stats.connections} connections every {stats.period:.1f} s "
-                     f"(MAD {stats.mad:.2f} s, Bowley skew {stats.skew:+.2f}, {stats.near_median:.0%} within 25% of "
-                     f"the period{f', {stats.folded} missed check-ins folded' if stats.folded else ''}; "
-                     f"regularity {stats.score:.2f}) since {first} UTC",)
-            signals.append(Signal(self.name, self.technique, key, round(4.0 * stats.score, 2), facts,
-                                  remote_ip=ip, remote_port=port))
-        return signals
+    def query(self, ctx: Context) -> tuple[str, dict[str, Any]]:
+        sql = f"""
+            WITH stats AS ({BEACON_STATS_SQL})
+            SELECT s.host, s.process_identity, p.destination, s.remote_ip, s.remote_port, 'regular' AS reason,
+                   round(4.0 * s.score, 2) AS weight,
+                   MAP {{'connections': s.connections::VARCHAR, 'period': printf('%.1f', s.q2),
+                        'mad': printf('%.2f', s.mad), 'skew': printf('%+.2f', s.skew),
+                        'near': printf('%.0f%%', 100 * s.near),
+                        'folded_note': CASE WHEN s.folded > 0 THEN ', ' || s.folded || ' missed check-ins folded'
+                                            ELSE '' END,
+                        'score': printf('%.2f', s.score), 'since': strftime(p.first_seen, '%H:%M:%S')}} AS facts
+            FROM stats s JOIN pairs p USING (host, process_identity, protocol, remote_ip, remote_port)
+            WHERE s.score >= {MIN_SCORE}"""
+        return sql, beacon_params(ctx)
+
+
+def series_stats(starts: list[float], min_connections: int = 4, gap_s: float = 1800.0) -> dict[str, Any] | None:
+    """The beacon statistics of one series of connection start times (epoch seconds), by the same SQL the detector
+    runs: for tests and for a library user checking a series by hand."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute("CREATE TEMP TABLE connections AS SELECT 'h' AS host, 'p' AS process_identity, 'tcp' AS protocol, "
+                "'192.0.2.1' AS remote_ip, 443 AS remote_port, 'outbound' AS direction, "
+                "make_timestamp((t * 1e6)::BIGINT) AS first_seen, make_timestamp((t * 1e6)::BIGINT) AS last_seen, "
+                "make_timestamp((t * 1e6)::BIGINT) AS collected_at FROM unnest(?::DOUBLE[]) u(t)", [starts])
+    con.execute("CREATE TEMP VIEW flows AS SELECT * FROM connections")
+    cursor = con.execute(BEACON_STATS_SQL, {"min_connections": min_connections, "gap": gap_s,
+                                            "min_interval": MIN_INTERVAL_S})
+    names = [d[0] for d in cursor.description]
+    row = cursor.fetchone()
+    con.close()
+    return dict(zip(names, row, strict=True)) if row else None

@@ -6,64 +6,71 @@ host names (from the connection or from DNS answers), and one long-lived connect
 
 from __future__ import annotations
 
-import re
-from datetime import timedelta
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from orchestrator.detectors.base import Context, Pair
-from orchestrator.model import Signal
+from orchestrator.detectors.base import Context, Detector, values_table
 
 POOL_PORTS = {3333, 3334, 3335, 3336, 3357, 4444, 5555, 5556, 5588, 6666, 7777, 8008, 9000, 9999, 10001, 10128,
               10343, 13333, 14433, 14444, 15555, 17777, 20535, 20580, 45560, 45700}
-_CMDLINE = re.compile(r"stratum\d?\+(?:tcp|ssl|tls)://|--donate-level|--coin[= ]|--algo[= ](?:rx|cn|kawpow|ethash)"
-                      r"|\bxmrig\b|\bcpuminer\b|\bxmr-stak\b|\bnanominer\b|\bnbminer\b|\bt-rex\b|\bethminer\b",
-                      re.IGNORECASE)
-_POOL_NAME = re.compile(r"(?:^|[.-])(?:pool|mine|mining|xmr|monero|nicehash|minexmr|supportxmr|nanopool|2miners"
+# RE2 patterns (DuckDB's regexp engine), case-insensitive.
+CMDLINE = (r"(?i)stratum\d?\+(?:tcp|ssl|tls)://|--donate-level|--coin[= ]|--algo[= ](?:rx|cn|kawpow|ethash)"
+                      r"|\bxmrig\b|\bcpuminer\b|\bxmr-stak\b|\bnanominer\b|\bnbminer\b|\bt-rex\b|\bethminer\b")
+POOL_NAME = (r"(?i)(?:^|[.-])(?:pool|mine|mining|xmr|monero|nicehash|minexmr|supportxmr|nanopool|2miners"
                         r"|f2pool|hashvault|c3pool|moneroocean|ethermine|herominers|unmineable|viabtc|antpool"
-                        r"|slushpool|miningpoolhub|zpool|prohashing)(?:[.-]|\d|$)", re.IGNORECASE)
-LONG_LIVED = timedelta(minutes=1)
+                        r"|slushpool|miningpoolhub|zpool|prohashing)(?:[.-]|\d|$)")
+LONG_LIVED_S = 60
+# Ports that are pool ports but also far more common for other things: worth little without a miner command line.
+AMBIGUOUS_POOL_PORTS = (4444, 5555, 6666, 9000, 9999)
 
 
-class Cryptominer:
+class Cryptominer(Detector):
     name: ClassVar[str] = "cryptominer"
     technique: ClassVar[str] = "T1496"
+    priority: ClassVar[int] = 0
+    combine: ClassVar[str] = "sum"
+    action: ClassVar[str | None] = "stop the miner process, remove its binary and persistence, block the pool endpoint"
+    explain: ClassVar[dict[str, str]] = {
+        "miner_cmdline": "miner marker {marker!r} in the command line",
+        "pool_port": "remote port {port} is a stratum pool port",
+        "pool_name": "remote resolves from pool-like name(s) {names}",
+        "long_lived": "one long-lived connection ({minutes} min)",
+    }
 
-    def detect(self, ctx: Context) -> list[Signal]:
-        names_by_ip = _names_from_dns(ctx)
-        signals = []
-        for pair in ctx.pairs:
-            if pair.protocol != "tcp":
-                continue
-            facts, points = self._score(pair, names_by_ip.get((pair.host, pair.remote_ip), set()))
-            if points >= 2.0:
-                signals.append(pair.signal(self, points, *facts))
-        return signals
-
-    def _score(self, pair: Pair, dns_names: set[str]) -> tuple[list[str], float]:
-        facts: list[str] = []
-        points = 0.0
-        cmd_hit = _CMDLINE.search(pair.command_line or "")
-        if cmd_hit:
-            points += 5.0
-            facts.append(f"miner marker {cmd_hit.group(0)!r} in the command line")
-        if pair.remote_port in POOL_PORTS:
-            points += 2.0 if cmd_hit or pair.remote_port not in (4444, 5555, 6666, 9000, 9999) else 0.5
-            facts.append(f"remote port {pair.remote_port} is a stratum pool port")
-        names = {n for n in dns_names | {pair.remote_hostname or ""} if n and _POOL_NAME.search(n)}
-        if names:
-            points += 3.0
-            facts.append(f"remote resolves from pool-like name(s) {', '.join(sorted(names))}")
-        if points and pair.first_seen and pair.last_seen and pair.connections <= 2 \
-                and pair.last_seen - pair.first_seen >= LONG_LIVED:
-            points += 1.0
-            minutes = (pair.last_seen - pair.first_seen).total_seconds() / 60
-            facts.append(f"one long-lived connection ({minutes:.1f} min)")
-        return facts, points
-
-
-def _names_from_dns(ctx: Context) -> dict[tuple[str, str], set[str]]:
-    """(host, answer ip) -> query names, so a connection to an IP can be tied to the name looked up."""
-    names: dict[tuple[str, str], set[str]] = {}
-    for row in ctx.store.query("SELECT DISTINCT host, query, unnest(answers) AS ip FROM dns"):
-        names.setdefault((row["host"], row["ip"]), set()).add(row["query"])
-    return names
+    def query(self, ctx: Context) -> tuple[str, dict[str, Any]]:
+        values_table(ctx.con, "pool_ports", "port INTEGER", ((p,) for p in sorted(POOL_PORTS)))
+        # (host, answer address) -> the names looked up, so a connection to an address is tied to its name
+        sql = """
+            WITH names AS (
+                SELECT host, ip, string_agg(DISTINCT query, ', ' ORDER BY query) AS names FROM (
+                    SELECT DISTINCT host, query, unnest(answers) AS ip FROM queries
+                    UNION SELECT DISTINCT host, remote_hostname, remote_ip FROM pairs WHERE remote_hostname IS NOT NULL)
+                WHERE regexp_matches(query, $pool_name) GROUP BY ALL
+            ), facts AS (
+                SELECT p.host, p.process_identity, p.destination, p.remote_ip, p.remote_port,
+                       regexp_extract(coalesce(p.proc.command_line, ''), $cmdline) AS marker,
+                       pp.port IS NOT NULL AS pool_port, n.names,
+                       p.connections <= 2 AND epoch(p.last_seen) - epoch(p.first_seen) >= $long_lived AS long_lived,
+                       (epoch(p.last_seen) - epoch(p.first_seen)) / 60 AS minutes
+                FROM pairs p
+                LEFT JOIN pool_ports pp ON pp.port = p.remote_port
+                LEFT JOIN names n ON n.host = p.host AND n.ip = p.remote_ip
+                WHERE p.protocol = 'tcp'
+            ), reasons AS (
+                SELECT *, 'miner_cmdline' AS reason, 5.0 AS weight FROM facts WHERE marker <> ''
+                UNION ALL SELECT *, 'pool_port',
+                    CASE WHEN marker <> '' OR NOT list_contains($ambiguous, remote_port) THEN 2.0 ELSE 0.5 END
+                    FROM facts WHERE pool_port
+                UNION ALL SELECT *, 'pool_name', 3.0 FROM facts WHERE names IS NOT NULL
+            ), with_duration AS (
+                SELECT * FROM reasons
+                UNION ALL SELECT DISTINCT ON (host, process_identity, destination) * REPLACE (
+                    'long_lived' AS reason, 1.0 AS weight)
+                FROM reasons WHERE long_lived
+            )
+            SELECT host, process_identity, destination, remote_ip, remote_port, reason, weight,
+                   MAP {'marker': marker, 'port': remote_port::VARCHAR, 'names': coalesce(names, ''),
+                        'minutes': printf('%.1f', minutes)} AS facts
+            FROM with_duration
+            QUALIFY sum(weight) OVER (PARTITION BY host, process_identity, destination) >= 2.0"""
+        return sql, {"pool_name": POOL_NAME, "cmdline": CMDLINE, "long_lived": LONG_LIVED_S,
+                     "ambiguous": list(AMBIGUOUS_POOL_PORTS)}

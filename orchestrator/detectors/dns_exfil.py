@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import math
 import random
-import re
 import statistics
-from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from collections import Counter
 from functools import lru_cache
-from typing import ClassVar
+from typing import Any, ClassVar
 
-import tldextract
+from orchestrator.detectors.base import Context, Detector, values_table
+from orchestrator.domains import registered_domain
 
-from orchestrator.detectors.base import Context, endpoint
-from orchestrator.model import PairKey, Signal
+__all__ = ["DnsExfil", "encoded_labels", "registered_domain"]
 
 MIN_LABEL = 20  # labels shorter than this carry too little data to matter
 ENTROPY_THRESHOLD = 0.9  # of what a random label of the same length and alphabet reaches
@@ -30,22 +28,6 @@ MIN_ENCODED_QUERIES = 8
 MIN_UNIQUE_SUBDOMAINS = 30
 RESOLVER_PROGRAMS = {"named", "unbound", "dnsmasq", "systemd-resolved", "pdns_recursor", "coredns", "kresd",
                      "dns.exe", "svchost.exe"}
-_HEX = re.compile(r"^[0-9a-f]+$")
-_BASE32 = re.compile(r"^[a-z2-7]+=*$")
-
-# The bundled public-suffix snapshot; an empty URL list means it never fetches one at run time.
-_EXTRACT = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
-
-
-@lru_cache(maxsize=65536)
-def registered_domain(name: str) -> str:
-    parts = _EXTRACT(name)
-    if parts.suffix and parts.domain:
-        return f"{parts.domain}.{parts.suffix}"
-    # Private or reserved TLDs (.example, .internal, .lan) have no public suffix: use the last two labels.
-    labels = [x for x in name.split(".") if x]
-    return ".".join(labels[-2:]) if len(labels) >= 2 else name
-
 
 def _entropy(text: str) -> float:
     counts = Counter(text)
@@ -63,98 +45,131 @@ def _random_entropy(length: int, alphabet: int) -> float:
     return statistics.fmean(_entropy("".join(rng.choices(symbols, k=length))) for _ in range(200))
 
 
-def looks_encoded(label: str) -> bool:
-    """A label long enough to carry data, as random as an encoding, and not made of words."""
-    if len(label) < MIN_LABEL or label_randomness(label) < ENTROPY_THRESHOLD:
-        return False
-    if _HEX.match(label.lower()):  # a-f cannot spell much; the vowel test would misfire
-        return True
-    letters = [c for c in label.lower() if c.isalpha()]
-    return not letters or sum(c in "aeiouy" for c in letters) / len(letters) <= MAX_VOWEL_SHARE
+# Per distinct label: its entropy against what a random label of the same length and alphabet reaches, and whether
+# it looks like an encoding rather than words. Runs over distinct labels, in SQL; only the expected entropy of a
+# random label (a constant per length and alphabet) comes from Python.
+LABELS_SQL = """
+CREATE OR REPLACE TEMP TABLE labels AS
+WITH base AS (
+    SELECT label, lower(label) AS text, length(label) AS len,
+           CASE WHEN regexp_full_match(lower(label), '[0-9a-f]+') THEN 16
+                WHEN regexp_full_match(lower(label), '[a-z2-7]+=*') THEN 32 ELSE 37 END AS alphabet
+    FROM ({source}) WHERE length(label) >= $min_label
+), chars AS (
+    SELECT label, ch, count(*) AS n FROM (SELECT label, unnest(string_split(text, '')) AS ch FROM base) GROUP BY ALL
+), entropy AS (
+    SELECT c.label, -sum(c.n / b.len * log2(c.n / b.len)) AS bits,
+           sum(c.n) FILTER (WHERE regexp_full_match(c.ch, '[a-z]')) AS letters,
+           sum(c.n) FILTER (WHERE c.ch IN ('a', 'e', 'i', 'o', 'u', 'y')) AS vowels
+    FROM chars c JOIN base b USING (label) GROUP BY c.label
+)
+SELECT b.label, e.bits / r.bits AS randomness,
+       e.bits / r.bits >= $entropy_threshold
+       AND (b.alphabet = 16 OR coalesce(e.letters, 0) = 0
+            OR coalesce(e.vowels, 0) / e.letters <= $max_vowel_share) AS encoded
+FROM base b JOIN entropy e USING (label) JOIN random_entropy r USING (len, alphabet)
+"""
 
 
-def label_randomness(label: str) -> float:
-    """Entropy of ``label`` relative to a random label of the same length and alphabet (about 1.0 = random)."""
-    if len(label) < 2:
-        return 0.0
-    text = label.lower()
-    alphabet = 16 if _HEX.match(text) else 32 if _BASE32.match(text) else 37
-    return _entropy(text) / _random_entropy(len(text), alphabet)
+def build_labels(con: Any, source: str) -> None:
+    """The ``labels`` table for the distinct labels ``source`` (a SELECT of one ``label`` column) yields."""
+    shapes = con.execute(f"""
+        SELECT DISTINCT length(label), CASE WHEN regexp_full_match(lower(label), '[0-9a-f]+') THEN 16
+                                            WHEN regexp_full_match(lower(label), '[a-z2-7]+=*') THEN 32 ELSE 37 END
+        FROM ({source}) WHERE length(label) >= {MIN_LABEL}""").fetchall()
+    values_table(con, "random_entropy", "len INTEGER, alphabet INTEGER, bits DOUBLE",
+                 ((n, k, _random_entropy(n, k)) for n, k in shapes))
+    con.execute(LABELS_SQL.format(source=source), {"min_label": MIN_LABEL, "entropy_threshold": ENTROPY_THRESHOLD,
+                                                   "max_vowel_share": MAX_VOWEL_SHARE})
 
 
-@dataclass
-class _DomainStats:
-    queries: int = 0
-    subdomains: set[str] = field(default_factory=set)
-    encoded: int = 0
-    longest: str = ""
-    servers: Counter[str] = field(default_factory=Counter)
-    process_name: str | None = None
+def encoded_labels(labels: list[str]) -> dict[str, float]:
+    """label -> randomness for the labels that look encoded (the same SQL the detector runs; for tests)."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("CREATE TEMP TABLE given AS SELECT unnest(?::VARCHAR[]) AS label", [labels])
+    build_labels(con, "SELECT DISTINCT label FROM given")
+    rows = con.execute("SELECT label, randomness FROM labels WHERE encoded").fetchall()
+    con.close()
+    return dict(rows)
 
 
-class DnsExfil:
+class DnsExfil(Detector):
     name: ClassVar[str] = "dns_exfil"
     technique: ClassVar[str] = "T1048.003"
+    priority: ClassVar[int] = 20
+    combine: ClassVar[str] = "sum"
+    action: ClassVar[str | None] = ("block the domain at the resolver and egress port 53 to non-resolvers, review "
+                                   "what data was read")
+    explain: ClassVar[dict[str, str]] = {
+        "encoded": "{encoded} queries under {domain} carry long high-entropy labels (e.g. {example}, {length} chars)",
+        "subdomains": "{subdomains} unique subdomains of {domain} in {queries} queries",
+        "direct": "queries sent straight to {servers}, not to a configured resolver",
+    }
 
-    def detect(self, ctx: Context) -> list[Signal]:
-        resolvers = ctx.config.resolver_set | _learned_resolvers(ctx)
-        stats: dict[tuple[str, str, str], _DomainStats] = defaultdict(_DomainStats)
-        for row in ctx.store.query("SELECT host, process_identity, any_value(process_name) AS process_name, query,"
-                                   " server_ip, count(*) AS n FROM dns GROUP BY ALL"):
-            domain = registered_domain(row["query"])
-            item = stats[(row["host"], row["process_identity"], domain)]
-            item.process_name = row["process_name"]
-            item.queries += row["n"]
-            sub = row["query"][: -len(domain)].rstrip(".")
-            if sub:
-                item.subdomains.add(sub)
-            label = max(sub.split("."), key=len) if sub else ""
-            if looks_encoded(label):
-                item.encoded += row["n"]
-                item.longest = max(item.longest, label, key=len)
-            if row["server_ip"]:
-                item.servers[row["server_ip"]] += row["n"]
-        signals = []
-        for (host, identity, domain), item in stats.items():
-            signal = self._score(host, identity, domain, item, resolvers)
-            if signal:
-                signals.append(signal)
-        return signals
-
-    def _score(self, host: str, identity: str, domain: str, item: _DomainStats,
-               resolvers: frozenset[str]) -> Signal | None:
-        facts: list[str] = []
-        points = 0.0
-        technique = self.technique
-        if item.encoded >= MIN_ENCODED_QUERIES:
-            points += 4.0
-            example = item.longest[:40] + ("..." if len(item.longest) > 40 else "")
-            facts.append(f"{item.encoded} queries under {domain} carry long high-entropy labels "
-                         f"(e.g. {example}, {len(item.longest)} chars)")
-        if len(item.subdomains) >= MIN_UNIQUE_SUBDOMAINS:
-            points += 2.0
-            facts.append(f"{len(item.subdomains)} unique subdomains of {domain} in {item.queries} queries")
-        direct = {ip: n for ip, n in item.servers.items() if ip not in resolvers and not ip.startswith("127.")}
-        program = (item.process_name or identity.rsplit("/", 1)[-1]).lower()
-        if direct and program not in RESOLVER_PROGRAMS:
-            points += 2.5
-            servers = ", ".join(f"{ip} ({n} queries)" for ip, n in sorted(direct.items(), key=lambda x: -x[1])[:3])
-            facts.append(f"queries sent straight to {servers}, not to a configured resolver")
-            if not facts[:-1]:
-                technique = "T1071.004"
-        if points < 2.5:
-            return None
-        server = max(item.servers, key=lambda ip: item.servers[ip]) if item.servers else None
-        # The process's own sockets to those nameservers are this finding's traffic, not another finding.
-        covers = frozenset(endpoint(ip, 53, "udp") for ip in item.servers)
-        return Signal(self.name, technique, PairKey(host, identity, domain), points, tuple(facts),
-                      remote_ip=server, remote_port=53 if server else None, domain=domain, covers=covers)
-
-
-def _learned_resolvers(ctx: Context) -> frozenset[str]:
-    """In a fleet, a server that at least half the hosts query is a resolver (triage adds /etc/resolv.conf's)."""
-    rows = ctx.store.query("SELECT server_ip, count(DISTINCT host) AS hosts FROM dns WHERE server_ip IS NOT NULL"
-                           " GROUP BY 1")
-    if ctx.fleet_size >= ctx.config.min_fleet_for_prevalence:
-        return frozenset(r["server_ip"] for r in rows if r["hosts"] >= ctx.config.common_share * ctx.fleet_size)
-    return frozenset()
+    def query(self, ctx: Context) -> tuple[str, dict[str, Any]]:
+        con = ctx.con
+        con.execute("""
+            CREATE OR REPLACE TEMP TABLE query_shapes AS
+            SELECT host, process_identity, domain, query, subdomain, server_ip, min(name) AS name, count(*) AS n,
+                   list_reduce(string_split(subdomain, '.'),
+                               lambda a, b: CASE WHEN length(b) > length(a) THEN b ELSE a END) AS label
+            FROM queries GROUP BY host, process_identity, domain, query, subdomain, server_ip""")
+        build_labels(con, "SELECT DISTINCT label FROM query_shapes WHERE label IS NOT NULL")
+        values_table(con, "resolver_programs", "name VARCHAR", ((n,) for n in sorted(RESOLVER_PROGRAMS)))
+        # In a fleet, a server that at least half the hosts query is a resolver (triage adds /etc/resolv.conf's).
+        con.execute("""
+            CREATE OR REPLACE TEMP TABLE resolvers AS
+            SELECT unnest(?::VARCHAR[]) AS ip
+            UNION SELECT server_ip FROM queries WHERE server_ip IS NOT NULL AND ?
+            GROUP BY server_ip HAVING count(DISTINCT host) >= ? * ?""",
+                    [sorted(ctx.config.resolver_set), ctx.fleet, ctx.config.common_share, ctx.fleet_size])
+        sql = """
+            WITH per_domain AS (
+                SELECT q.host, q.process_identity, q.domain, min(q.name) AS name, sum(q.n) AS queries,
+                       count(DISTINCT q.subdomain) FILTER (WHERE q.subdomain <> '') AS subdomains,
+                       coalesce(sum(q.n) FILTER (WHERE l.encoded), 0) AS encoded,
+                       arg_max(q.label, (length(q.label), q.label)) FILTER (WHERE l.encoded) AS example
+                FROM query_shapes q LEFT JOIN labels l ON l.label = q.label
+                GROUP BY q.host, q.process_identity, q.domain
+            ), servers AS (
+                SELECT host, process_identity, domain, server_ip, sum(n) AS n
+                FROM query_shapes WHERE server_ip IS NOT NULL GROUP BY ALL
+            ), direct AS (
+                SELECT s.host, s.process_identity, s.domain,
+                       string_agg(s.server_ip || ' (' || s.n || ' queries)', ', ' ORDER BY s.n DESC, s.server_ip)
+                           AS servers
+                FROM servers s
+                WHERE s.server_ip NOT IN (SELECT ip FROM resolvers) AND NOT starts_with(s.server_ip, '127.')
+                GROUP BY ALL
+            ), top_server AS (
+                SELECT host, process_identity, domain, arg_max(server_ip, (n, server_ip)) AS server_ip,
+                       list(DISTINCT server_ip || ':53' ORDER BY server_ip || ':53') AS covers
+                FROM servers GROUP BY ALL
+            ), scored AS (
+                SELECT d.*, x.servers AS direct_servers, t.server_ip, t.covers,
+                       (x.servers IS NOT NULL AND d.name NOT IN (SELECT name FROM resolver_programs)) AS is_direct
+                FROM per_domain d
+                LEFT JOIN direct x USING (host, process_identity, domain)
+                LEFT JOIN top_server t USING (host, process_identity, domain)
+            ), reasons AS (
+                SELECT *, 'encoded' AS reason, 4.0 AS weight FROM scored WHERE encoded >= $min_encoded
+                UNION ALL SELECT *, 'subdomains', 2.0 FROM scored WHERE subdomains >= $min_subdomains
+                UNION ALL SELECT *, 'direct', 2.5 FROM scored WHERE is_direct
+            )
+            SELECT host, process_identity, domain AS destination, domain, server_ip AS remote_ip,
+                   CASE WHEN server_ip IS NULL THEN NULL ELSE 53 END AS remote_port, reason,
+                   -- one signal per domain carries the whole score; its facts name every reason
+                   weight, coalesce(covers, []) AS covers,
+                   -- direct-to-nameserver alone is tunnelling over DNS (T1071.004), not exfiltration
+                   CASE WHEN reason = 'direct' AND NOT (encoded >= $min_encoded OR subdomains >= $min_subdomains)
+                        THEN 'T1071.004' END AS technique,
+                   MAP {'domain': domain, 'encoded': encoded::VARCHAR,
+                        'example': CASE WHEN length(example) > 40 THEN example[:40] || '...'
+                                        ELSE coalesce(example, '') END,
+                        'length': coalesce(length(example), 0)::VARCHAR, 'subdomains': subdomains::VARCHAR,
+                        'queries': queries::VARCHAR, 'servers': coalesce(direct_servers, '')} AS facts
+            FROM reasons
+            QUALIFY sum(weight) OVER (PARTITION BY host, process_identity, domain) >= 2.5"""
+        return sql, {"min_encoded": MIN_ENCODED_QUERIES, "min_subdomains": MIN_UNIQUE_SUBDOMAINS}

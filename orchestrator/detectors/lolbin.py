@@ -6,11 +6,9 @@ and name a technique only when no behavioural detector fired.
 
 from __future__ import annotations
 
-import re
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from orchestrator.detectors.base import Context, Pair
-from orchestrator.model import Signal
+from orchestrator.detectors.base import Context, Detector, values_table
 
 # name -> (technique, why it matters)
 LOLBINS: dict[str, tuple[str, str]] = {
@@ -35,53 +33,59 @@ LOLBINS: dict[str, tuple[str, str]] = {
 # Shells and network tools with a remote peer: reverse shells and ad-hoc tunnels.
 SHELLS = {"bash", "sh", "dash", "zsh", "ksh", "nc", "ncat", "netcat", "socat", "telnet", "perl", "ruby", "php",
           "python", "python2", "python3", "lua", "awk", "gawk", "node"}
-_PYTHON_VERSIONED = re.compile(r"^python\d(\.\d+)?$")
-ODD_DIRS = re.compile(r"^(/tmp/|/var/tmp/|/dev/shm/|/run/user/\d+/|/home/[^/]+/downloads/|/users/[^/]+/downloads/"
+PYTHON_VERSIONED = r"python\d(\.\d+)?"
+# RE2, matched against the lower-cased path.
+ODD_DIRS = (r"^(/tmp/|/var/tmp/|/dev/shm/|/run/user/\d+/|/home/[^/]+/downloads/|/users/[^/]+/downloads/"
                       r"|[a-z]:\\users\\[^\\]+\\downloads\\|[a-z]:\\users\\[^\\]+\\appdata\\local\\temp\\"
                       r"|[a-z]:\\windows\\temp\\|[a-z]:\\programdata\\[^\\]+\.exe$|[a-z]:\\users\\public\\"
-                      r"|[a-z]:\\\$recycle\.bin\\)", re.IGNORECASE)
+                      r"|[a-z]:\\\$recycle\.bin\\)")
 
 
-class Lolbin:
+class Lolbin(Detector):
     name: ClassVar[str] = "lolbin"
     technique: ClassVar[str] = "T1218"
+    context: ClassVar[bool] = True
+    priority: ClassVar[int] = 60
+    explain: ClassVar[dict[str, str]] = {
+        "lolbin": "{program}: {why}",
+        "shell": "interpreter/shell {program} holds a connection to {destination}",
+    }
 
-    def detect(self, ctx: Context) -> list[Signal]:
-        signals = []
-        for pair in ctx.pairs:
-            if pair.protocol == "raw":
-                continue
-            signal = self._lolbin(pair) or self._shell(pair)
-            if signal:
-                signals.append(signal)
-        return signals
-
-    def _lolbin(self, pair: Pair) -> Signal | None:
-        hit = LOLBINS.get(pair.name)
-        if hit is None:
-            return None
-        technique, why = hit
-        return pair.signal(self, 2.0, f"{pair.name}: {why}", context=True, technique=technique)
-
-    def _shell(self, pair: Pair) -> Signal | None:
-        if pair.name not in SHELLS and not _PYTHON_VERSIONED.match(pair.name):
-            return None
-        return pair.signal(self, 1.5, f"interpreter/shell {pair.name} holds a connection to {pair.destination}",
-                           context=True, technique="T1059")
+    def query(self, ctx: Context) -> tuple[str, dict[str, Any]]:
+        values_table(ctx.con, "lolbins", "name VARCHAR, technique VARCHAR, why VARCHAR",
+                     ((name, technique, why) for name, (technique, why) in LOLBINS.items()))
+        values_table(ctx.con, "shells", "name VARCHAR", ((n,) for n in sorted(SHELLS)))
+        sql = """
+            SELECT p.host, p.process_identity, p.destination, p.remote_ip, p.remote_port,
+                   CASE WHEN l.name IS NOT NULL THEN 'lolbin' ELSE 'shell' END AS reason,
+                   CASE WHEN l.name IS NOT NULL THEN 2.0 ELSE 1.5 END AS weight,
+                   coalesce(l.technique, 'T1059') AS technique,
+                   MAP {'program': p.name, 'why': coalesce(l.why, ''), 'destination': p.destination} AS facts
+            FROM pairs p LEFT JOIN lolbins l ON l.name = p.name
+            WHERE p.protocol <> 'raw'
+              AND (l.name IS NOT NULL OR p.name IN (SELECT name FROM shells)
+                   OR regexp_full_match(p.name, $python))"""
+        return sql, {"python": PYTHON_VERSIONED}
 
 
-class OddPath:
+class OddPath(Detector):
     name: ClassVar[str] = "odd_path"
     technique: ClassVar[str] = "T1071"
+    context: ClassVar[bool] = True
+    priority: ClassVar[int] = 70
+    explain: ClassVar[dict[str, str]] = {
+        "deleted": "binary {path} was deleted while running",
+        "writable_dir": "binary runs from a writable temp/download location: {path}",
+    }
 
-    def detect(self, ctx: Context) -> list[Signal]:
-        signals = []
-        for pair in ctx.pairs:
-            path = pair.process_path or ""
-            if path.endswith(" (deleted)"):
-                signals.append(pair.signal(self, 3.0, f"binary {path} was deleted while running", context=True,
-                                           technique="T1070.004"))
-            elif ODD_DIRS.match(path.lower()):
-                signals.append(pair.signal(self, 3.0, f"binary runs from a writable temp/download location: {path}",
-                                           context=True, technique="T1036"))
-        return signals
+    def query(self, ctx: Context) -> tuple[str, dict[str, Any]]:
+        sql = """
+            SELECT host, process_identity, destination, remote_ip, remote_port,
+                   CASE WHEN ends_with(proc.process_path, ' (deleted)') THEN 'deleted' ELSE 'writable_dir' END
+                       AS reason, 3.0 AS weight,
+                   CASE WHEN ends_with(proc.process_path, ' (deleted)') THEN 'T1070.004' ELSE 'T1036' END
+                       AS technique,
+                   MAP {'path': proc.process_path} AS facts
+            FROM pairs
+            WHERE ends_with(proc.process_path, ' (deleted)') OR regexp_matches(lower(proc.process_path), $odd)"""
+        return sql, {"odd": ODD_DIRS}

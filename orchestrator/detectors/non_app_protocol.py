@@ -7,10 +7,9 @@ look, more so when it carries a protocol other than ICMP.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from orchestrator.detectors.base import Context
-from orchestrator.model import Signal
+from orchestrator.detectors.base import Context, Detector, values_table
 
 RAW_SOCKET_TOOLS = {"ping", "ping4", "ping6", "fping", "fping6", "traceroute", "traceroute6", "tracepath", "mtr",
                     "mtr-packet", "arping", "hping3", "nmap", "dhclient", "dhcpcd", "bird", "bird6", "keepalived",
@@ -20,28 +19,29 @@ PROTOCOL_NAMES = {1: "ICMP", 2: "IGMP", 4: "IP-in-IP", 6: "TCP", 17: "UDP", 41: 
                   50: "ESP", 58: "ICMPv6", 103: "PIM", 112: "VRRP", 132: "SCTP", 255: "raw IP"}
 
 
-class NonAppProtocol:
+class NonAppProtocol(Detector):
     name: ClassVar[str] = "non_app_protocol"
     technique: ClassVar[str] = "T1095"
+    priority: ClassVar[int] = 30
+    action: ClassVar[str | None] = "capture the raw traffic (tcpdump icmp) to confirm tunnelling, acquire the binary"
+    explain: ClassVar[dict[str, str]] = {
+        "raw_socket": "raw {proto} socket held by {program}{peer}, not a ping-like tool; seen in {samples} samples",
+    }
 
-    def detect(self, ctx: Context) -> list[Signal]:
-        signals = []
-        for pair in ctx.pairs:
-            if pair.protocol != "raw" or pair.name in RAW_SOCKET_TOOLS:
-                continue
-            number = _protocol_number(pair.states)
-            proto = PROTOCOL_NAMES.get(number, f"IP protocol {number}") if number is not None else "an IP protocol"
-            points = 5.0 if number in (1, 58, None) else 6.0
-            peer = f" to {pair.remote_ip}" if pair.remote_ip not in ("0.0.0.0", "::", "") else ""
-            facts = [f"raw {proto} socket held by {pair.name}{peer}, not a ping-like tool",
-                     f"socket seen in {pair.observations} samples"]
-            signals.append(pair.signal(self, points, *facts))
-        return signals
-
-
-def _protocol_number(states: list[str]) -> int | None:
-    """agent_local records a raw socket's protocol as state PROTO_<n>."""
-    for state in states:
-        if state and state.startswith("PROTO_") and state[6:].isdigit():
-            return int(state[6:])
-    return None
+    def query(self, ctx: Context) -> tuple[str, dict[str, Any]]:
+        values_table(ctx.con, "raw_tools", "name VARCHAR", ((n,) for n in sorted(RAW_SOCKET_TOOLS)))
+        values_table(ctx.con, "ip_protocols", "number INTEGER, label VARCHAR", PROTOCOL_NAMES.items())
+        # agent_local records a raw socket's protocol as state PROTO_<n>
+        sql = """
+            WITH raw AS (
+                SELECT p.*, try_cast(list_filter(p.states, lambda s: s LIKE 'PROTO_%')[1][7:] AS INTEGER) AS number
+                FROM pairs p WHERE p.protocol = 'raw' AND p.name NOT IN (SELECT name FROM raw_tools))
+            SELECT r.host, r.process_identity, r.destination, r.remote_ip, 'raw_socket' AS reason,
+                   CASE WHEN r.number IS NULL OR r.number IN (1, 58) THEN 5.0 ELSE 6.0 END AS weight,
+                   MAP {'proto': CASE WHEN r.number IS NULL THEN 'an IP protocol'
+                                      ELSE coalesce(i.label, 'IP protocol ' || r.number) END,
+                        'program': r.name,
+                        'peer': CASE WHEN r.remote_ip IN ('0.0.0.0', '::', '') THEN '' ELSE ' to ' || r.remote_ip END,
+                        'samples': r.observations::VARCHAR} AS facts
+            FROM raw r LEFT JOIN ip_protocols i ON i.number = r.number"""
+        return sql, {}

@@ -6,11 +6,9 @@ it never uses (ssh not on 22, a browser off 80/443); in a fleet, a port this pro
 
 from __future__ import annotations
 
-from collections import defaultdict
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from orchestrator.detectors.base import Context, Pair
-from orchestrator.model import Signal
+from orchestrator.detectors.base import Context, Detector, values_table
 
 # Default listeners/callbacks of common C2 frameworks, RATs and bind/reverse shells
 # (Metasploit 4444/4445, Cobalt Strike 50050, Sliver 31337/8888, Havoc 40056, Empire/others 1337/7443,
@@ -47,46 +45,60 @@ EXPECTED_PORTS: dict[str, frozenset[int]] = {
 }
 
 
-class NonstandardPort:
+class NonstandardPort(Detector):
     name: ClassVar[str] = "nonstandard_port"
     technique: ClassVar[str] = "T1571"
+    priority: ClassVar[int] = 40
+    explain: ClassVar[dict[str, str]] = {
+        "c2_port": "remote port {port} is a known C2/callback port ({known_as})",
+        "unexpected": "{program} normally uses port {expected}, here {port}",
+        "uncommon_external": "outbound to uncommon port {port} on an external address",
+        "fleet_unusual": "port {port} used by this program on 1 of {program_hosts} hosts running it "
+                         "(usually {usual})",
+    }
 
-    def detect(self, ctx: Context) -> list[Signal]:
-        signals = [s for pair in ctx.pairs for s in self._per_pair(ctx, pair)]
-        signals.extend(self._fleet_learned(ctx))
-        return signals
-
-    def _per_pair(self, ctx: Context, pair: Pair) -> list[Signal]:
-        port = pair.remote_port
-        if pair.protocol == "raw" or port is None or port == 0:
-            return []
-        if port in C2_PORTS:
-            return [pair.signal(self, 3.0, f"remote port {port} is a known C2/callback port ({C2_PORTS[port]})")]
-        expected = EXPECTED_PORTS.get(pair.name)
-        # Every program resolves names in-process (libc sends the query itself), so port 53 is never off-pattern.
-        if expected and port not in expected and port not in IN_PROCESS_PORTS:
-            wanted = "/".join(str(p) for p in sorted(expected))
-            return [pair.signal(self, 2.5, f"{pair.name} normally uses port {wanted}, here {port}")]
-        if port not in ctx.config.common_ports and not ctx.config.is_internal(pair.remote_ip) and port < 49152:
-            return [pair.signal(self, 1.0, f"outbound to uncommon port {port} on an external address")]
-        return []
-
-    def _fleet_learned(self, ctx: Context) -> list[Signal]:
-        """A port this program uses on one host only, while the program runs on several hosts with other ports."""
-        if ctx.fleet_size < ctx.config.min_fleet_for_prevalence:
-            return []
-        hosts_by_port: dict[str, dict[int, set[str]]] = defaultdict(lambda: defaultdict(set))
-        for pair in ctx.pairs:
-            if pair.remote_port:
-                hosts_by_port[pair.process_identity][pair.remote_port].add(pair.host)
-        signals = []
-        for pair in ctx.pairs:
-            ports = hosts_by_port.get(pair.process_identity, {})
-            program_hosts = set().union(*ports.values()) if ports else set()
-            if (pair.remote_port and len(program_hosts) >= ctx.config.min_fleet_for_prevalence
-                    and len(ports[pair.remote_port]) == 1 and pair.remote_port not in ctx.config.common_ports):
-                usual = [p for p in sorted(ports, key=lambda p: -len(ports[p])) if p != pair.remote_port][:3]
-                signals.append(pair.signal(
-                    self, 1.5, f"port {pair.remote_port} used by this program on 1 of {len(program_hosts)} hosts "
-                               f"running it (usually {', '.join(map(str, usual))})"))
-        return signals
+    def query(self, ctx: Context) -> tuple[str, list[Any]]:
+        values_table(ctx.con, "c2_ports", "port INTEGER, known_as VARCHAR", C2_PORTS.items())
+        values_table(ctx.con, "expected_ports", "name VARCHAR, ports INTEGER[]",
+                     ((name, sorted(ports)) for name, ports in EXPECTED_PORTS.items()))
+        # Strongest first: a known C2 port, a well-known program off its ports, an uncommon port outside.
+        # Every program resolves names in-process (libc sends the query itself), so 53 is never off-pattern.
+        per_pair = """
+            SELECT p.host, p.process_identity, p.destination, p.remote_ip, p.remote_port,
+                   CASE WHEN c.port IS NOT NULL THEN 'c2_port'
+                        WHEN e.name IS NOT NULL AND NOT list_contains(e.ports, p.remote_port)
+                             AND NOT list_contains($in_process, p.remote_port) THEN 'unexpected'
+                        WHEN NOT list_contains($common, p.remote_port) AND NOT p.internal
+                             AND p.remote_port < 49152 THEN 'uncommon_external' END AS reason,
+                   c.known_as, e.ports AS expected, p.name
+            FROM pairs p
+            LEFT JOIN c2_ports c ON c.port = p.remote_port
+            LEFT JOIN expected_ports e ON e.name = p.name
+            WHERE p.protocol <> 'raw' AND coalesce(p.remote_port, 0) <> 0"""
+        # In a fleet: a port this program uses on one host only, while it runs on several hosts with other ports.
+        fleet = """
+            WITH port_hosts AS (SELECT process_identity, remote_port, count(DISTINCT host) AS hosts FROM pairs
+                                WHERE coalesce(remote_port, 0) <> 0 AND protocol <> 'raw' GROUP BY ALL),
+                 program_hosts AS (SELECT process_identity, count(DISTINCT host) AS hosts FROM pairs GROUP BY 1),
+                 programs AS (SELECT ph.process_identity, any_value(g.hosts) AS hosts,
+                                     list(ph.remote_port ORDER BY ph.hosts DESC, ph.remote_port) AS ports
+                              FROM port_hosts ph JOIN program_hosts g USING (process_identity)
+                              GROUP BY ph.process_identity)
+            SELECT p.host, p.process_identity, p.destination, p.remote_ip, p.remote_port, 'fleet_unusual' AS reason,
+                   g.hosts AS program_hosts, list_filter(g.ports, lambda x: x <> p.remote_port)[1:3] AS usual
+            FROM pairs p JOIN port_hosts ph USING (process_identity, remote_port)
+            JOIN programs g USING (process_identity)
+            WHERE ph.hosts = 1 AND g.hosts >= $min_fleet AND $fleet AND NOT list_contains($common, p.remote_port)"""
+        sql = f"""
+            SELECT host, process_identity, destination, remote_ip, remote_port, reason,
+                   CASE reason WHEN 'c2_port' THEN 3.0 WHEN 'unexpected' THEN 2.5 ELSE 1.0 END AS weight,
+                   MAP {{'port': remote_port::VARCHAR, 'known_as': coalesce(known_as, ''),
+                        'program': name, 'expected': coalesce(array_to_string(expected, '/'), '')}} AS facts
+            FROM ({per_pair}) WHERE reason IS NOT NULL
+            UNION ALL
+            SELECT host, process_identity, destination, remote_ip, remote_port, reason, 1.5 AS weight,
+                   MAP {{'port': remote_port::VARCHAR, 'program_hosts': program_hosts::VARCHAR,
+                        'usual': array_to_string(usual, ', ')}} AS facts
+            FROM ({fleet})"""
+        return sql, {"in_process": sorted(IN_PROCESS_PORTS), "common": list(ctx.config.common_ports),
+                     "min_fleet": ctx.config.min_fleet_for_prevalence, "fleet": ctx.fleet}

@@ -2,50 +2,57 @@
 
 In the spirit of RITA: a pair on at most 2 % of the hosts (at least one) raises the score, a pair on at least half
 of them lowers it. The identity is the normalised path, never the pid. Below a few hosts prevalence says nothing
-and this detector stays silent.
+and this detector stays silent. A statistic: it is computed only for the pairs another detector flagged.
 """
 
 from __future__ import annotations
 
 import math
-from collections import defaultdict
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from orchestrator.detectors.base import Context
-from orchestrator.detectors.dns_exfil import registered_domain
-from orchestrator.model import PairKey, Signal
+from orchestrator.detectors.base import Context, Detector
 
 COMMON_SCALE = 0.4
 
 
-class Rarity:
+class Rarity(Detector):
     name: ClassVar[str] = "rarity"
     technique: ClassVar[str] = "T1071"
+    statistic: ClassVar[bool] = True
+    context: ClassVar[bool] = True
+    priority: ClassVar[int] = 90
+    explain: ClassVar[dict[str, str]] = {
+        "rare": "fleet prevalence: this process->destination pair on {hosts} of {fleet} hosts; destination "
+                "contacted by {destination_hosts} of {fleet} hosts",
+        "common": "fleet prevalence: this process->destination pair on {hosts} of {fleet} hosts; destination "
+                  "contacted by {destination_hosts} of {fleet} hosts (common: lowered)",
+    }
 
-    def detect(self, ctx: Context) -> list[Signal]:
-        fleet = ctx.fleet_size
-        if fleet < ctx.config.min_fleet_for_prevalence:
-            return []
-        rare_max = max(1, math.floor(ctx.config.rare_share * fleet))
-        pair_hosts: dict[tuple[str, str], set[str]] = defaultdict(set)
-        dest_hosts: dict[str, set[str]] = defaultdict(set)
-        for pair in ctx.pairs:
-            pair_hosts[(pair.process_identity, pair.destination)].add(pair.host)
-            dest_hosts[pair.destination].add(pair.host)
-        for row in ctx.store.query("SELECT DISTINCT host, process_identity, query FROM dns"):
-            domain = registered_domain(row["query"])
-            pair_hosts[(row["process_identity"], domain)].add(row["host"])
-            dest_hosts[domain].add(row["host"])
-        signals = []
-        for (identity, destination), hosts in pair_hosts.items():
-            n = len(hosts)
-            for host in hosts:
-                key = PairKey(host, identity, destination)
-                fact = (f"fleet prevalence: this process->destination pair on {n} of {fleet} hosts; "
-                        f"destination contacted by {len(dest_hosts[destination])} of {fleet} hosts")
-                if n <= rare_max:
-                    signals.append(Signal(self.name, self.technique, key, 1.5, (fact,), context=True, hosts=n))
-                elif n >= ctx.config.common_share * fleet:
-                    signals.append(Signal(self.name, self.technique, key, 0.0, (fact + " (common: lowered)",),
-                                          context=True, scale=COMMON_SCALE, hosts=n))
-        return signals
+    def query(self, ctx: Context) -> tuple[str, dict[str, Any]] | None:
+        if not ctx.fleet:
+            return None
+        sql = """
+            WITH wanted AS (SELECT DISTINCT destination FROM candidates),
+            seen AS (
+                SELECT host, process_identity, destination FROM pairs SEMI JOIN wanted USING (destination)
+                UNION SELECT host, process_identity, domain FROM queries
+                WHERE domain IN (SELECT destination FROM wanted)
+                UNION SELECT host, process_identity, destination FROM services SEMI JOIN wanted USING (destination)
+            ), pair_hosts AS (
+                SELECT process_identity, destination, count(DISTINCT host) AS hosts FROM seen GROUP BY ALL
+            ), destination_hosts AS (
+                SELECT destination, count(DISTINCT host) AS destination_hosts FROM seen GROUP BY ALL
+            )
+            SELECT c.host, c.process_identity, c.destination, ph.hosts,
+                   CASE WHEN ph.hosts <= $rare_max THEN 'rare' ELSE 'common' END AS reason,
+                   CASE WHEN ph.hosts <= $rare_max THEN 1.5 ELSE 0.0 END AS weight,
+                   CASE WHEN ph.hosts <= $rare_max THEN 1.0 ELSE $common_scale END AS scale,
+                   MAP {'hosts': ph.hosts::VARCHAR, 'fleet': $fleet::VARCHAR,
+                        'destination_hosts': dh.destination_hosts::VARCHAR} AS facts
+            FROM candidates c
+            JOIN pair_hosts ph USING (process_identity, destination)
+            JOIN destination_hosts dh USING (destination)
+            WHERE ph.hosts <= $rare_max OR ph.hosts >= $common_share * $fleet"""
+        return sql, {"rare_max": max(1, math.floor(ctx.config.rare_share * ctx.fleet_size)),
+                     "common_scale": COMMON_SCALE, "common_share": ctx.config.common_share,
+                     "fleet": ctx.fleet_size}

@@ -6,6 +6,7 @@ import csv
 import io
 
 from orchestrator.model import HuntReport, utc_text
+from orchestrator.reports.prose import evidence, recommended_action
 
 COLUMNS = ("hunt_id", "risk", "confidence", "score", "technique", "techniques", "host", "user", "process_name",
            "process_path", "command_line", "parent", "pids", "destination", "remote_ip", "remote_port", "domain",
@@ -20,6 +21,6 @@ def render(report: HuntReport) -> str:
     for f in report.findings:
         row = {**f.to_dict(), "first_seen": utc_text(f.first_seen), "last_seen": utc_text(f.last_seen),
                "techniques": " ".join(f.techniques), "pids": " ".join(map(str, f.pids)),
-               "evidence": " | ".join(f.evidence)}
+               "evidence": " | ".join(evidence(f)), "recommended_action": recommended_action(f)}
         writer.writerow(["" if row[c] is None else row[c] for c in COLUMNS])
     return out.getvalue()

@@ -7,6 +7,7 @@ from collections import Counter
 from html import escape
 
 from orchestrator.model import RISKS, HuntReport
+from orchestrator.reports.prose import evidence, recommended_action
 
 _COLOURS = {"Critical": "#b30000", "High": "#e34a33", "Medium": "#fdbb84", "Low": "#c7c7c7"}
 _STYLE = ("body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse}"
@@ -43,8 +44,8 @@ def render(report: HuntReport) -> str:
     details = "".join(
         f"<h3 id='{f.hunt_id}'>{f.hunt_id}</h3><pre>Hunt ID: {f.hunt_id}\nTechnique: {escape(f.technique)}\n"
         f"Host: {escape(f.host)}\nUser: {escape(f.user)}\nEvidence:\n"
-        + "".join(f"  - {escape(line)}\n" for line in f.evidence)
-        + f"Risk Level: {f.risk}\nConfidence: {f.confidence}\nRecommended Action: {escape(f.recommended_action)}"
+        + "".join(f"  - {escape(line)}\n" for line in evidence(f))
+        + f"Risk Level: {f.risk}\nConfidence: {f.confidence}\nRecommended Action: {escape(recommended_action(f))}"
         f"</pre>" for f in report.findings)
     health = "".join(f"<li>{escape(str(h['host']))} [{escape(str(h['source']))}] {escape(str(h['check']))}: "
                      f"{escape(str(h['message']))}</li>" for h in report.health)

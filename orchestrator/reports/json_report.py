@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from orchestrator.model import HuntReport
+from orchestrator.model import Finding, HuntReport
+from orchestrator.reports.prose import evidence, recommended_action
 
 
 def _default(value: Any) -> Any:
@@ -16,6 +17,12 @@ def _default(value: Any) -> Any:
     return str(value)
 
 
+def finding_document(finding: Finding) -> dict[str, Any]:
+    """A finding's facts, plus the Evidence lines and Recommended Action as the text report words them."""
+    return {**finding.to_dict(), "evidence": list(evidence(finding)),
+            "recommended_action": recommended_action(finding)}
+
+
 def document(report: HuntReport) -> dict[str, Any]:
     return {
         "hunt": {
@@ -24,8 +31,9 @@ def document(report: HuntReport) -> dict[str, Any]:
             "sources": list(report.sources),
             "rows": report.rows,
             "notes": list(report.notes),
+            "suppressed": dict(report.suppressed),
         },
-        "findings": [f.to_dict() for f in report.findings],
+        "findings": [finding_document(f) for f in report.findings],
         "chains": [{"chain": c.chain_id, "reason": c.reason, "hunt_ids": list(c.hunt_ids)} for c in report.chains],
         "health": [dict(h) for h in report.health],
     }
@@ -37,4 +45,4 @@ def render(report: HuntReport) -> str:
 
 def render_lines(report: HuntReport) -> str:
     """One finding per line, nothing else: the shape log pipelines want."""
-    return "".join(json.dumps(f.to_dict(), default=_default) + "\n" for f in report.findings)
+    return "".join(json.dumps(finding_document(f), default=_default, sort_keys=False) + "\n" for f in report.findings)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from orchestrator.model import HuntReport
+from orchestrator.reports.prose import evidence, recommended_action
 
 
 def _cell(text: object) -> str:
@@ -22,8 +23,8 @@ def render(report: HuntReport) -> str:
         lines += ["", f"## {f.hunt_id}: {f.technique} on {_cell(f.host)}", "",
                   f"- **Risk Level:** {f.risk}", f"- **Confidence:** {f.confidence}", f"- **User:** {_cell(f.user)}",
                   "- **Evidence:**"]
-        lines += [f"  - `{e.replace('`', chr(39))}`" for e in f.evidence]
-        lines += [f"- **Recommended Action:** {_cell(f.recommended_action)}"]
+        lines += [f"  - `{e.replace('`', chr(39))}`" for e in evidence(f)]
+        lines += [f"- **Recommended Action:** {_cell(recommended_action(f))}"]
     if report.chains:
         lines += ["", "## Chains", ""] + [f"- {c.chain_id}: {', '.join(c.hunt_ids)} ({c.reason})"
                                           for c in report.chains]

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import Counter
 
 from orchestrator.model import RISKS, Finding, HuntReport
+from orchestrator.reports.prose import evidence as evidence_lines
+from orchestrator.reports.prose import recommended_action
 
 _CONTROL = {c: f"\\x{c:02x}" for c in range(32)} | {10: "\\n", 13: "\\r", 9: "\\t", 127: "\\x7f"}
 
@@ -15,7 +17,7 @@ def printable(text: str) -> str:
 
 
 def finding_block(finding: Finding) -> str:
-    evidence = "\n".join(f"  - {printable(line)}" for line in finding.evidence)
+    evidence = "\n".join(f"  - {printable(line)}" for line in evidence_lines(finding))
     chain = f"\n  - linked in chain {finding.chain}" if finding.chain else ""
     return (f"Hunt ID: {finding.hunt_id}\n"
             f"Technique: {finding.technique}\n"
@@ -24,7 +26,7 @@ def finding_block(finding: Finding) -> str:
             f"Evidence:\n{evidence}{chain}\n"
             f"Risk Level: {finding.risk}\n"
             f"Confidence: {finding.confidence}\n"
-            f"Recommended Action: {printable(finding.recommended_action)}\n")
+            f"Recommended Action: {printable(recommended_action(finding))}\n")
 
 
 def render(report: HuntReport) -> str:
@@ -43,6 +45,10 @@ def render(report: HuntReport) -> str:
     if report.health:
         parts.append("\nCollection health (what could not be seen):\n")
         parts.extend(_health_line(h) for h in report.health)
+    suppressed = {table: n for table, n in report.suppressed.items() if n and table != "ignored_peers"}
+    if suppressed:
+        parts.append("\nSuppressed by the allowlist: " + ", ".join(f"{n} {t} row(s)" for t, n in suppressed.items())
+                     + "\n")
     parts.extend(f"\nNote: {note}\n" for note in report.notes)
     return "".join(parts)
 

@@ -75,7 +75,7 @@ def test_score_finds_the_planted_connection(fixture: str) -> None:
     top = document["findings"][0]
     assert (top["host"], top["process_identity"], top["remote_ip"], top["remote_port"], top["pids"]) == (
         "WS-7.corp.example", "c:\\users\\public\\x.exe", "203.0.113.5", 4444, [5120])
-    assert document["hunt"]["rows"] == {"connections": 2, "dns": 2}
+    assert document["hunt"]["rows"] == {"connections": 2, "listeners": 0, "dns": 2}
     assert {"host": "WS-7.corp.example", "source": "sysmon", "check": "sysmon_inbound", "count": 1,
             "message": "accepted (Initiated=false) Sysmon connections not read"} in document["health"]
 

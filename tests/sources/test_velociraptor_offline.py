@@ -99,7 +99,7 @@ def test_score_finds_the_planted_connection(tmp_path: Path) -> None:
     assert (top["host"], top["process_path"], top["remote_ip"], top["remote_port"], top["pids"]) == (
         "web-2", "/dev/shm/kworkerd", "203.0.113.5", 4444, [4242])
     assert document["hunt"]["sources"] == [f"velociraptor:{path}"]
-    assert document["hunt"]["rows"] == {"connections": 2, "dns": 0}
+    assert document["hunt"]["rows"] == {"connections": 2, "listeners": 0, "dns": 0}
 
 
 def test_sysmon_and_dns_artifacts(tmp_path: Path) -> None:
