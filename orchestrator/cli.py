@@ -245,8 +245,9 @@ def with_baseline(config: Config, baseline: Path | None) -> Config:
 
 def _register_command_groups() -> None:
     """Command groups that live in their own modules."""
-    from orchestrator import cli_fleet, cli_lab
+    from orchestrator import cli_export, cli_fleet, cli_lab
 
+    cli_export.register(app)
     cli_fleet.register(app)
     cli_lab.register(app)
 

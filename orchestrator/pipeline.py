@@ -15,10 +15,11 @@ from orchestrator.baseline import attach as attach_baseline
 from orchestrator.config import Config
 from orchestrator.correlate import correlate
 from orchestrator.detectors import Context
+from orchestrator.errors import InputError
 from orchestrator.model import HuntReport
 from orchestrator.schema import KINDS, SchemaError, normalise, normalise_health
 from orchestrator.scoring import Progress, run_detectors, score
-from orchestrator.sources import read_any
+from orchestrator.sources import bulk, read_any, sniff
 from orchestrator.store import Store
 
 Record = tuple[str, dict[str, Any]]
@@ -66,10 +67,30 @@ def ingest_files(paths: Sequence[Path], store: Store, *, skip_bad: bool = False,
             on_skip(message)
 
     for path in paths:
-        source_name, records = read_any(path, skip_bad=skip_bad, on_skip=skipped)
-        store_records(store, records, stats)
+        source_name = _load_set_wise(path, store, stats)
+        if source_name is None:
+            source_name, records = read_any(path, skip_bad=skip_bad, on_skip=skipped)
+            store_records(store, records, stats)
         stats.sources.append(f"{source_name}:{path}")
     return stats
+
+
+def _load_set_wise(path: Path, store: Store, stats: IngestStats) -> str | None:
+    """Parquet, DuckDB files and connhunt JSONL go straight from DuckDB's readers into the store; the name of the
+    format, or None when the row-wise reader must read the file (another format, or a line it must judge)."""
+    fmt = bulk.sniff_bulk(path)
+    if fmt is None and path.is_file() and sniff(path)[0] == "jsonl":
+        fmt = "jsonl"
+    if fmt is None:
+        return None
+    counts = bulk.load(path, store, fmt)
+    if counts is None:
+        return None
+    if fmt != "jsonl" and not any(counts.values()):
+        raise InputError(f"{path}: no connhunt rows in this {fmt} file")
+    for kind, n in counts.items():
+        stats.rows[kind] += n
+    return fmt
 
 
 def analyse(store: Store, config: Config, *, sources: Sequence[str] = (), notes: Sequence[str] = (),

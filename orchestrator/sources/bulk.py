@@ -1,0 +1,315 @@
+"""Set-wise loading for the formats DuckDB reads itself: Parquet, a connhunt DuckDB file (a hunt's or an export's),
+and connhunt's own JSONL on its fast path.
+
+Rows go from the file to the store in SQL, typed by the schema's declared columns, and the normalisation rules of
+``orchestrator.schema`` are applied to columns, not rows: the spelling maps (protocol, family, state, direction)
+are the schema's own dicts turned into SQL maps, and the rules that need Python (canonical IP text, process
+identity) run once per distinct value and are joined back. When a file does not fit this path (a malformed line,
+a value the SQL checks reject), ``load`` returns None and the caller reads it with the line-by-line reader, which
+names the file and line of the problem: the fast path never decides an error message.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from orchestrator.errors import InputError
+from orchestrator.schema import (
+    _DIRECTIONS,
+    _FAMILIES,
+    _PROTOCOLS,
+    _STATES,
+    DIRECTIONS,
+    KINDS,
+    TABLE_COLUMNS,
+    UNKNOWN_PROCESS,
+    SchemaError,
+    canonical_ip,
+    process_identity,
+)
+from orchestrator.store import Store
+
+PARQUET_MAGIC = b"PAR1"
+DUCKDB_MAGIC = b"DUCK"  # at offset 8 of a DuckDB database file
+_INTEGERS = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "HUGEINT"}
+# Columns that decide which table a Parquet file without a ``kind`` column holds.
+_KIND_BY_COLUMN = (("check", "health"), ("query", "dns"), ("remote_ip", "connection"), ("local_port", "listener"))
+
+
+def sniff_bulk(path: Path) -> str | None:
+    """"parquet", "duckdb" or None, from the file's first bytes."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(12)
+    except OSError:
+        return None
+    if head.startswith(PARQUET_MAGIC):
+        return "parquet"
+    if head[8:12] == DUCKDB_MAGIC:
+        return "duckdb"
+    return None
+
+
+def _sql_map(mapping: dict[str, str]) -> str:
+    """A SQL MAP literal of the schema's own spelling dict (constants, never user input)."""
+    def text(value: str) -> str:
+        return "'" + value.replace("'", "''") + "'"
+
+    return "MAP {" + ", ".join(f"{text(k)}: {text(v)}" for k, v in mapping.items()) + "}"
+
+
+def _lookup(mapping: dict[str, str], column: str, default: str) -> str:
+    """SQL for ``mapping.get(lower(trim(column)), default)``."""
+    return f"coalesce({_sql_map(mapping)}[lower(trim({column}::VARCHAR))], {default})"
+
+
+class _Loader:
+    """Moves one staged relation (``staged``) into the store's table for ``kind``, normalising on the way."""
+
+    def __init__(self, store: Store, default_source: str) -> None:
+        self.store = store
+        self.con = store.con
+        self.default_source = default_source
+
+    def columns(self, relation: str) -> set[str]:
+        return {r[0] for r in self.con.execute(f"DESCRIBE {relation}").fetchall()}
+
+    def types(self, relation: str) -> dict[str, str]:
+        return {r[0]: r[1] for r in self.con.execute(f"DESCRIBE {relation}").fetchall()}
+
+    def _strict_types(self, relation: str, wanted: tuple[tuple[str, str], ...]) -> None:
+        """A value the row-wise normaliser would refuse (text in a port, a list in a name) must not become NULL."""
+        types = self.types(relation)
+        casts = []
+        for name, sql_type in wanted:
+            if name not in types:
+                continue
+            found = types[name]
+            if sql_type == "VARCHAR[]" and not found.endswith("[]"):
+                raise _NotBulk(f"column {name} is {found}, not a list")
+            if sql_type == "VARCHAR" and (found.endswith("[]") or found.startswith(("STRUCT", "MAP", "JSON"))):
+                raise _NotBulk(f"column {name} is {found}")
+            same_family = (found.startswith("TIMESTAMP") and sql_type == "TIMESTAMP") or (
+                found in _INTEGERS and sql_type in _INTEGERS)
+            if sql_type not in ("VARCHAR", "VARCHAR[]") and found != sql_type and not same_family:
+                target = "TIMESTAMPTZ" if sql_type == "TIMESTAMP" else sql_type
+                value = f"replace(s.\"{name}\"::VARCHAR, ' UTC', '+00:00')" if sql_type == "TIMESTAMP" \
+                    else f's."{name}"'
+                casts.append(f's."{name}" IS NOT NULL AND TRY_CAST({value} AS {target}) IS NULL')
+        if casts:
+            bad = self.con.execute(f"SELECT count(*) FROM {relation} s WHERE {' OR '.join(casts)}").fetchone()
+            if bad and bad[0]:
+                raise _NotBulk(f"{bad[0]} value(s) of the wrong type")
+
+    def load(self, kind: str, relation: str) -> int:
+        table, _ = KINDS[kind]
+        present = self.columns(relation)
+        wanted = TABLE_COLUMNS[table]
+        self._strict_types(relation, wanted)
+
+        def col(name: str, kind_sql: str = "VARCHAR") -> str:
+            return f'TRY_CAST(s."{name}" AS {kind_sql})' if name in present else f"NULL::{kind_sql}"
+
+        exprs = {name: col(name, sql_type) for name, sql_type in wanted}
+        for name, sql_type in wanted:
+            if sql_type == "TIMESTAMP" and name in present:
+                exprs[name] = self._time(f's."{name}"')
+        if "host" in present and "host_id" in exprs:
+            exprs["host_id"] = f"coalesce({col('host_id')}, s.host::VARCHAR)"
+        exprs["source"] = f"coalesce({col('source')}, '{self.default_source}')"
+        if kind in ("connection", "listener"):
+            exprs["protocol"] = _lookup(_PROTOCOLS, col("protocol"), "NULL")
+            exprs["family"] = _lookup(_FAMILIES, col("family"), "NULL")
+            exprs["observations"] = f"coalesce({col('observations', 'INTEGER')}, 1)"
+            exprs["attributed"] = f"coalesce({col('attributed', 'BOOLEAN')}, coalesce({col('pid', 'BIGINT')}, 0) > 0)"
+            exprs["os"] = f"lower({col('os')})"
+            exprs["exe_sha256"] = f"lower({col('exe_sha256')})"
+        if kind == "connection":
+            exprs["state"] = (f"coalesce({_sql_map(_STATES)}[lower(trim(coalesce({col('state')}, '')))], "
+                              f"upper(trim(coalesce({col('state')}, ''))))")
+            exprs["direction"] = (f"coalesce({_sql_map(_DIRECTIONS)}[lower(trim(coalesce({col('direction')}, '')))],"
+                                  f" lower(trim({col('direction')})))")
+            exprs["seen_by"] = f"coalesce(lower({col('seen_by')}), 'snapshot')"
+            exprs["attribution"] = f"coalesce({col('attribution')}, CASE WHEN {exprs['attributed']} THEN 'pid' END)"
+        if kind == "dns":
+            exprs["query"] = f"rtrim(lower(trim({col('query')})), '.')"
+            exprs["qtype"] = f"nullif(upper({col('qtype')}), '')"
+            exprs["answers"] = ("coalesce(TRY_CAST(s.answers AS VARCHAR[]), [])" if "answers" in present
+                                else "[]::VARCHAR[]")
+        if kind == "health":
+            exprs["check"] = f"coalesce({col('check')}, 'note')"
+            exprs["message"] = f"coalesce({col('message')}, '')"
+        select = ", ".join(f'{expr} AS "{name}"' for name, expr in exprs.items())
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE bulk_stage AS SELECT {select} FROM {relation} s")
+        self._times(kind)
+        self._check(kind)
+        self._canonical(kind)
+        if kind != "health":
+            self._identities()
+        self.con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM bulk_stage")
+        row = self.con.execute("SELECT count(*) FROM bulk_stage").fetchone()
+        self.con.execute("DROP TABLE bulk_stage")
+        return int(row[0]) if row else 0
+
+    @staticmethod
+    def _time(column: str) -> str:
+        # ISO text with or without a zone, or a TIMESTAMP(TZ) column: UTC, naive, like schema.parse_time
+        return (f"CASE WHEN typeof({column}) LIKE 'TIMESTAMP%' THEN timezone('UTC', {column}::TIMESTAMPTZ) "
+                f"ELSE timezone('UTC', TRY_CAST(replace({column}::VARCHAR, ' UTC', '+00:00') AS TIMESTAMPTZ)) END")
+
+    def _times(self, kind: str) -> None:
+        """The schema's defaults between the times: first_seen <- collected_at, last_seen <- first_seen, ..."""
+        if kind in ("connection", "listener"):
+            self.con.execute("UPDATE bulk_stage SET first_seen = coalesce(first_seen, collected_at)")
+            self.con.execute("UPDATE bulk_stage SET last_seen = coalesce(last_seen, first_seen), "
+                             "collected_at = coalesce(collected_at, coalesce(last_seen, first_seen))")
+        elif kind == "dns":
+            self.con.execute("UPDATE bulk_stage SET timestamp = coalesce(timestamp, collected_at), "
+                             "collected_at = coalesce(collected_at, timestamp)")
+
+    def _check(self, kind: str) -> None:
+        """Anything the row-wise normaliser would reject sends the file to it, which says where and why."""
+        checks = {"connection": "host IS NULL OR host = '' OR protocol IS NULL OR remote_ip IS NULL "
+                                "OR (protocol <> 'raw' AND remote_port IS NULL) OR remote_port NOT BETWEEN 0 AND 65535 "
+                                f"OR local_port NOT BETWEEN 0 AND 65535 OR direction NOT IN {tuple(DIRECTIONS)} "
+                                "OR seen_by NOT IN ('snapshot', 'event')",
+                  "listener": "host IS NULL OR host = '' OR protocol IS NULL OR local_port NOT BETWEEN 0 AND 65535",
+                  "dns": "host IS NULL OR host = '' OR query IS NULL OR query = ''",
+                  "health": "false"}[kind]
+        bad = self.con.execute(f"SELECT count(*) FROM bulk_stage WHERE {checks}").fetchone()
+        if bad and bad[0]:
+            raise _NotBulk(f"{bad[0]} row(s) need the row-wise reader")
+
+    def _canonical(self, kind: str) -> None:
+        """IP text in canonical form, computed once per distinct value that is not canonical already."""
+        columns = {"connection": ("remote_ip", "local_ip"), "listener": ("local_ip",), "dns": ("server_ip",),
+                   "health": ()}[kind]
+        for column in columns:
+            values = [r[0] for r in self.con.execute(
+                f"SELECT DISTINCT {column} FROM bulk_stage WHERE {column} IS NOT NULL").fetchall()]
+            fixes = []
+            for value in values:
+                try:
+                    fixed = canonical_ip(value)
+                except SchemaError as exc:
+                    raise _NotBulk(str(exc)) from None
+                if fixed != value:
+                    fixes.append((value, fixed or None))
+            if fixes:
+                self.con.execute("CREATE OR REPLACE TEMP TABLE ip_fix AS SELECT unnest(?::VARCHAR[]) AS raw, "
+                                 "unnest(?::VARCHAR[]) AS fixed", [[a for a, _ in fixes], [b for _, b in fixes]])
+                self.con.execute(f"UPDATE bulk_stage SET {column} = ip_fix.fixed FROM ip_fix "
+                                 f"WHERE bulk_stage.{column} = ip_fix.raw")
+        if kind in ("connection", "listener"):
+            ip = "remote_ip" if kind == "connection" else "local_ip"
+            self.con.execute(f"UPDATE bulk_stage SET family = CASE WHEN contains(coalesce({ip}, local_ip, ''), ':') "
+                             "THEN 'ipv6' ELSE 'ipv4' END WHERE family IS NULL")
+
+    def _identities(self) -> None:
+        """process_identity from (path, name, os), once per distinct combination (schema.process_identity)."""
+        has_os = "os" in self.columns("bulk_stage")
+        os_col = "os" if has_os else "NULL"
+        combos = self.con.execute(f"SELECT DISTINCT process_path, process_name, {os_col} FROM bulk_stage "
+                                  "WHERE process_identity IS NULL").fetchall()
+        if not combos:
+            return
+        self.con.execute(
+            "CREATE OR REPLACE TEMP TABLE identity_of AS SELECT unnest(?::VARCHAR[]) AS path, "
+            "unnest(?::VARCHAR[]) AS name, unnest(?::VARCHAR[]) AS os, unnest(?::VARCHAR[]) AS identity",
+            [[c[0] for c in combos], [c[1] for c in combos], [c[2] for c in combos],
+             [process_identity(c[0], c[1], c[2]) for c in combos]])
+        self.con.execute(f"""
+            UPDATE bulk_stage SET process_identity = coalesce(i.identity, '{UNKNOWN_PROCESS}') FROM identity_of i
+            WHERE bulk_stage.process_identity IS NULL
+              AND i.path IS NOT DISTINCT FROM bulk_stage.process_path
+              AND i.name IS NOT DISTINCT FROM bulk_stage.process_name
+              AND i.os IS NOT DISTINCT FROM {'bulk_stage.os' if has_os else 'NULL'}""")
+
+
+class _NotBulk(Exception):
+    """The file is valid for the row-wise reader to judge, not for this path."""
+
+
+def load(path: Path, store: Store, fmt: str) -> dict[str, int] | None:
+    """Load ``path`` (parquet, duckdb or jsonl) into ``store`` set-wise: rows per kind, or None to fall back to
+    the row-wise reader (JSONL only; a broken Parquet or DuckDB file is an InputError naming it)."""
+    loader = _Loader(store, default_source={"jsonl": "jsonl"}.get(fmt, fmt))
+    con = store.con
+    con.execute("BEGIN TRANSACTION")
+    try:
+        counts = _load(loader, path, fmt)
+    except _NotBulk:
+        con.execute("ROLLBACK")
+        if fmt == "jsonl":
+            return None
+        raise InputError(f"{path}: rows that do not fit the schema") from None
+    except duckdb.Error as exc:
+        con.execute("ROLLBACK")
+        if fmt == "jsonl":
+            return None
+        raise InputError(f"{path}: cannot read as {fmt}: {str(exc).splitlines()[0]}") from None
+    con.execute("COMMIT")
+    return counts
+
+
+def _load(loader: _Loader, path: Path, fmt: str) -> dict[str, int]:
+    con = loader.con
+    counts = dict.fromkeys(KINDS, 0)
+    if fmt == "duckdb":
+        con.execute("ATTACH ? AS bulk_src (READ_ONLY)", [str(path)])
+        try:
+            tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = "
+                                                "'bulk_src'").fetchall()}
+            for kind, (table, _) in KINDS.items():
+                if table in tables:
+                    counts[kind] = loader.load(kind, f"bulk_src.main.{table}")
+        finally:
+            con.execute("DETACH bulk_src")
+        if not any(counts.values()) and not tables & {t for t, _ in KINDS.values()}:
+            raise InputError(f"{path}: a DuckDB file without connhunt tables")
+        return counts
+    if fmt == "parquet":
+        con.execute(f"CREATE OR REPLACE TEMP VIEW bulk_src AS SELECT * FROM read_parquet('{_quote(path)}')")
+    else:
+        con.execute(f"CREATE OR REPLACE TEMP VIEW bulk_src AS SELECT * FROM read_json('{_quote(path)}', "
+                    "format = 'newline_delimited', union_by_name = true, maximum_object_size = 67108864)")
+    present = loader.columns("bulk_src")
+    if "kind" in present:
+        kinds = [r[0] for r in con.execute("SELECT DISTINCT coalesce(kind, 'connection') FROM bulk_src").fetchall()]
+        unknown = set(kinds) - set(KINDS)
+        if unknown:
+            raise _NotBulk(f"unknown kind(s) {sorted(unknown)}")
+        for kind in kinds:
+            con.execute("CREATE OR REPLACE TEMP VIEW bulk_kind AS SELECT * FROM bulk_src "
+                    f"WHERE coalesce(kind, 'connection') = '{kind}'")
+            counts[kind] = loader.load(kind, "bulk_kind")
+    else:
+        kind = next((k for column, k in _KIND_BY_COLUMN if column in present), None)
+        if kind is None:
+            raise _NotBulk("no column tells which kind of record this is")
+        counts[kind] = loader.load(kind, "bulk_src")
+    return counts
+
+
+def export(store: Store, directory: Path) -> dict[str, Path]:
+    """Write every non-empty table of ``store`` as ``directory/<table>.parquet``; returns what was written."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written: dict[str, Path] = {}
+    for table, _ in KINDS.values():
+        if store.count(table):
+            target = directory / f"{table}.parquet"
+            store.con.execute(f"COPY (SELECT * FROM {table}) TO '{_quote(target)}' (FORMAT parquet, "
+                              "COMPRESSION zstd)")
+            written[table] = target
+    return written
+
+
+def _quote(path: Path) -> str:
+    return str(path).replace("'", "''")
+
+
+def describe(counts: dict[str, int]) -> dict[str, Any]:
+    return {k: v for k, v in counts.items() if v}
