@@ -142,3 +142,5 @@ class HuntReport:
     notes: tuple[str, ...] = field(default_factory=tuple)
     # rows the allowlist kept out of scoring, per table, so a suppression is visible instead of silent
     suppressed: dict[str, int] = field(default_factory=dict)
+    # findings of each risk this run produced, including those below the --min-risk that was built and shown
+    totals: dict[str, int] = field(default_factory=dict)

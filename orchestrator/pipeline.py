@@ -18,7 +18,7 @@ from orchestrator.detectors import Context
 from orchestrator.errors import InputError
 from orchestrator.model import HuntReport
 from orchestrator.schema import KINDS, SchemaError, normalise, normalise_health
-from orchestrator.scoring import Progress, run_detectors, score
+from orchestrator.scoring import Progress, risk_counts, run_detectors, score
 from orchestrator.sources import bulk, read_any, sniff
 from orchestrator.store import Store
 
@@ -94,9 +94,11 @@ def _load_set_wise(path: Path, store: Store, stats: IngestStats) -> str | None:
 
 
 def analyse(store: Store, config: Config, *, sources: Sequence[str] = (), notes: Sequence[str] = (),
-            now: datetime | None = None, collected_hosts: Sequence[str] = (), progress: Progress = None) -> HuntReport:
+            now: datetime | None = None, collected_hosts: Sequence[str] = (), progress: Progress = None,
+            min_risk: str = "Low") -> HuntReport:
     """Score everything in ``store`` into a HuntReport; ``collected_hosts`` are hosts collected even if they
-    turned out to have nothing to report. ``progress(stage, done, total)`` is called as the work goes."""
+    turned out to have nothing to report. ``progress(stage, done, total)`` is called as the work goes. Only
+    findings at ``min_risk`` or above are built (the report counts the rest)."""
     now = now or datetime.now(timezone.utc)
     if config.baseline:
         attach_baseline(store, Path(config.baseline))
@@ -104,14 +106,14 @@ def analyse(store: Store, config: Config, *, sources: Sequence[str] = (), notes:
         progress("filtered view", 0, 1)
     ctx = Context(store, config)
     run_detectors(ctx, progress=progress)
-    findings, chains = correlate(score(ctx, now, progress=progress))
+    findings, chains = correlate(score(ctx, now, progress=progress, min_risk=min_risk))
     health = tuple(store.query("SELECT host, source, \"check\", sum(count) AS count, min(message) AS message "
                                "FROM health GROUP BY ALL ORDER BY host, source, \"check\""))
     rows = {table: store.count(table) for table in ("connections", "listeners", "dns")}
     hosts = tuple(sorted(set(ctx.hosts) | set(collected_hosts)))
     return HuntReport(generated_at=now, hosts=hosts, sources=tuple(sources), rows=rows,
                       findings=tuple(findings), chains=tuple(chains), health=health, notes=tuple(notes),
-                      suppressed=ctx.suppressed)
+                      suppressed=ctx.suppressed, totals=risk_counts(ctx))
 
 
 def local_resolvers(path: Path = Path("/etc/resolv.conf")) -> set[str]:

@@ -16,7 +16,7 @@ from typing import Any
 
 from orchestrator.detectors import DETECTORS, Context, Detector
 from orchestrator.detectors.base import SIGNAL_COLUMNS, values_table
-from orchestrator.model import Contribution, Finding, Risk, risk_for
+from orchestrator.model import RISK_THRESHOLDS, Contribution, Finding, Risk, risk_for
 from orchestrator.schema import UNKNOWN_PROCESS
 
 Progress = Callable[[str, int, int], None] | None
@@ -122,24 +122,47 @@ FROM totals t JOIN primaries p USING (host, process_identity, destination)
 WHERE t.score > 0 AND t.has_evidence;
 """
 
-# What the finding's timeline and process facts come from: the exact pair or service, else every pair of that
-# process on that host (a scan's summary, an exfiltration domain).
+# Findings are numbered over every group (so an id does not depend on --min-risk); only the shown ones are built.
+_SHOWN_SQL = """
+CREATE OR REPLACE TEMP TABLE ranked AS
+SELECT *, row_number() OVER (ORDER BY score DESC, host, process_identity, destination) AS seq FROM groups;
+CREATE OR REPLACE TEMP TABLE shown AS SELECT * FROM ranked WHERE score >= $floor;
+"""
+# What a finding's timeline and process facts come from: the rows of its exact pair or service, else every pair of
+# that process on that host (a scan's summary, an exfiltration domain). Read from flows for shown findings only.
 _FACTS_SQL = """
-WITH subjects AS (
-    SELECT host, process_identity, destination, proc, pids, ppids, states, [protocol] AS protocols, connections,
-           first_seen, last_seen, attributed, remote_hostname, sources, 'outbound' AS direction, NULL AS local_port
-    FROM pairs SEMI JOIN (SELECT DISTINCT host, process_identity FROM groups) USING (host, process_identity)
-    UNION ALL BY NAME
-    SELECT host, process_identity, destination, proc, pids, ppids, [] AS states, [protocol] AS protocols,
-           connections, first_seen, last_seen, attributed, NULL AS remote_hostname, sources,
-           'inbound' AS direction, local_port
-    FROM services SEMI JOIN (SELECT DISTINCT host, process_identity FROM groups) USING (host, process_identity)
+WITH pair_keys AS (
+    SELECT g.host, g.process_identity, g.destination AS finding, p.protocol, p.remote_ip, p.remote_port
+    FROM shown g JOIN pairs p USING (host, process_identity)
+    QUALIFY p.destination = g.destination
+         OR NOT bool_or(p.destination = g.destination) OVER (PARTITION BY g.host, g.process_identity, g.destination)
+), service_keys AS (
+    SELECT g.host, g.process_identity, g.destination AS finding, s.protocol, s.local_port
+    FROM shown g JOIN services s USING (host, process_identity)
+    WHERE s.destination = g.destination
 ), matched AS (
-    SELECT g.host, g.process_identity, g.destination, s.*  EXCLUDE (host, process_identity, destination),
-           s.destination = g.destination AS exact
-    FROM groups g JOIN subjects s USING (host, process_identity)
-    QUALIFY s.destination = g.destination OR NOT bool_or(s.destination = g.destination)
-        OVER (PARTITION BY g.host, g.process_identity, g.destination)
+    SELECT k.finding, f.* FROM flows f JOIN pair_keys k
+      ON f.host = k.host AND f.process_identity = k.process_identity AND f.protocol = k.protocol
+         AND f.remote_ip = k.remote_ip AND f.remote_port IS NOT DISTINCT FROM k.remote_port
+    WHERE f.direction <> 'inbound'
+    UNION ALL BY NAME
+    SELECT k.finding, f.* FROM flows f JOIN service_keys k USING (host, process_identity, protocol, local_port)
+    WHERE f.direction = 'inbound'
+), facts AS (
+    SELECT host, process_identity, finding AS destination,
+           min({first_seen: first_seen, pid: pid, process_name: process_name, process_path: process_path,
+                command_line: command_line, username: username, parent_name: parent_name, parent_path: parent_path,
+                exe_sha256: exe_sha256}) AS proc,
+           list(DISTINCT pid ORDER BY pid) FILTER (WHERE pid IS NOT NULL) AS pids,
+           list(DISTINCT ppid ORDER BY ppid) FILTER (WHERE ppid IS NOT NULL) AS ppids,
+           list(DISTINCT state ORDER BY state) FILTER (WHERE direction <> 'inbound') AS states,
+           list(DISTINCT protocol ORDER BY protocol) AS protocols,
+           count(*) AS connections, min(first_seen) AS first_seen, max(last_seen) AS last_seen,
+           bool_or(attributed) AS attributed, min(remote_hostname) AS remote_hostname,
+           list(DISTINCT source ORDER BY source) AS sources,
+           CASE WHEN bool_and(direction = 'inbound') THEN 'inbound' ELSE 'outbound' END AS direction,
+           min(local_port) FILTER (WHERE direction = 'inbound') AS local_port
+    FROM matched GROUP BY host, process_identity, finding
 ), users AS (
     SELECT host, pid, min(username) AS username FROM connections WHERE pid IS NOT NULL AND username IS NOT NULL
     GROUP BY ALL
@@ -148,28 +171,17 @@ WITH subjects AS (
            list(DISTINCT q.pid ORDER BY q.pid) FILTER (WHERE q.pid IS NOT NULL) AS pids, count(*) AS queries,
            min(q.timestamp) AS first_seen, max(q.timestamp) AS last_seen, min(u.username) AS username,
            list(DISTINCT q.source ORDER BY q.source) AS sources
-    FROM queries q SEMI JOIN (SELECT DISTINCT host, process_identity FROM groups) USING (host, process_identity)
+    FROM queries q SEMI JOIN (SELECT DISTINCT host, process_identity FROM shown) USING (host, process_identity)
     LEFT JOIN users u ON u.host = q.host AND u.pid = q.pid
     GROUP BY q.host, q.process_identity
-), facts AS (
-    SELECT host, process_identity, destination, min(proc) AS proc,
-           list_sort(list_distinct(flatten(list(pids)))) AS pids,
-           list_sort(list_distinct(flatten(list(ppids)))) AS ppids,
-           list_sort(list_distinct(flatten(list(states)))) AS states,
-           list_sort(list_distinct(flatten(list(protocols)))) AS protocols,
-           sum(connections) AS connections, min(first_seen) AS first_seen, max(last_seen) AS last_seen,
-           bool_or(attributed) AS attributed, min(remote_hostname) AS remote_hostname,
-           list_sort(list_distinct(flatten(list(sources)))) AS sources,
-           min(direction) AS direction, min(local_port) AS local_port
-    FROM matched GROUP BY host, process_identity, destination
 )
 SELECT g.*, f.* EXCLUDE (host, process_identity, destination),
        d.process_name AS dns_name, d.process_path AS dns_path, d.pids AS dns_pids, d.queries,
        d.first_seen AS dns_first, d.last_seen AS dns_last, d.username AS dns_user, d.sources AS dns_sources
-FROM groups g
+FROM shown g
 LEFT JOIN facts f USING (host, process_identity, destination)
 LEFT JOIN dns_facts d USING (host, process_identity)
-ORDER BY g.score DESC, g.host, g.process_identity, g.destination
+ORDER BY g.seq
 """
 
 
@@ -180,12 +192,15 @@ def _detector_meta(ctx: Context) -> None:
                  ((d.name, d.statistic, d.priority, d.combine) for d in ALL_DETECTORS))
 
 
-def score(ctx: Context, hunt_date: datetime, progress: Progress = None) -> list[Finding]:
-    """The findings of this run, most severe first, numbered TH-HUNTIN-YYYYMMDD-NNN in that order."""
+def score(ctx: Context, hunt_date: datetime, progress: Progress = None, min_risk: str = "Low") -> list[Finding]:
+    """The findings of this run at ``min_risk`` or above, most severe first, numbered TH-HUNTIN-YYYYMMDD-NNN in
+    the order of all findings (so a finding keeps its id whatever is shown)."""
     con = ctx.con
     _detector_meta(ctx)
     con.execute(_FOLD_SQL)
     con.execute(_GROUPS_SQL)
+    floor = next((f for f, r in RISK_THRESHOLDS if r.value == min_risk), 0.0)
+    con.execute(_SHOWN_SQL, {"floor": floor})
     if progress:
         progress("scoring", 0, 1)
     cursor = con.execute(_FACTS_SQL)
@@ -193,11 +208,21 @@ def score(ctx: Context, hunt_date: datetime, progress: Progress = None) -> list[
     rows = [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
     contributions = _contributions(ctx)
     findings = [_finding(ctx, row, contributions.get((row["host"], row["process_identity"], row["destination"]), ()),
-                         f"TH-HUNTIN-{hunt_date:%Y%m%d}-{seq:03d}")
-                for seq, row in enumerate(rows, start=1)]
+                         f"TH-HUNTIN-{hunt_date:%Y%m%d}-{row['seq']:03d}")
+                for row in rows]
     if progress:
         progress("scoring", 1, 1)
     return findings
+
+
+def risk_counts(ctx: Context) -> dict[str, int]:
+    """How many findings of each risk this run produced, shown or not."""
+    bounds = [(floor, risk.value) for floor, risk in RISK_THRESHOLDS] + [(float("-inf"), Risk.Low.value)]
+    cases = " ".join(f"WHEN score >= {floor} THEN '{risk}'" for floor, risk in bounds[:-1])
+    rows = ctx.con.execute(f"SELECT CASE {cases} ELSE 'Low' END AS risk, count(*) FROM groups GROUP BY 1").fetchall()
+    counts = dict.fromkeys((r.value for r in Risk), 0)
+    counts.update({risk: int(n) for risk, n in rows})
+    return counts
 
 
 def _contributions(ctx: Context) -> dict[tuple[str, str, str], tuple[Contribution, ...]]:
@@ -205,7 +230,7 @@ def _contributions(ctx: Context) -> dict[tuple[str, str, str], tuple[Contributio
     rows = ctx.con.execute("""
         SELECT k.host, k.process_identity, k.destination, k.detector, k.technique, k.reason, k.weight, k.scale,
                k.context, map_entries(k.facts) AS facts
-        FROM kept k SEMI JOIN groups USING (host, process_identity, destination)
+        FROM kept k SEMI JOIN shown USING (host, process_identity, destination)
         ORDER BY k.host, k.process_identity, k.destination, k.weight DESC, k.priority, k.reason""").fetchall()
     out: dict[tuple[str, str, str], list[Contribution]] = {}
     for host, identity, destination, detector, technique, reason, weight, scale, context, facts in rows:

@@ -33,6 +33,8 @@ class Store:
         self.path = str(path) if path else ":memory:"
         self.con = duckdb.connect(self.path)
         self.con.execute("SET TimeZone = 'UTC'")
+        # DuckDB's own progress bar would write to the terminal (stdout) in the middle of a report.
+        self.con.execute("SET enable_progress_bar = false")
         for table, columns in _TABLES.items():
             cols = ", ".join(f'"{name}" {kind}' for name, kind in columns)
             self.con.execute(f"CREATE TABLE IF NOT EXISTS {table} ({cols})")

@@ -37,42 +37,35 @@ SIGNAL_COLUMNS = """
 
 # The program's short name: its process name, else the last part of its identity.
 NAME_SQL = "lower(coalesce(nullif(process_name, ''), regexp_extract(replace(process_identity, '\\', '/'), '[^/]*$')))"
-# One representative process row per group, chosen deterministically (a struct compares field by field).
-_PROCESS_STRUCT = """min({first_seen: first_seen, pid: pid, ppid: ppid, process_name: process_name,
-                         process_path: process_path, command_line: command_line, username: username,
-                         parent_name: parent_name, parent_path: parent_path, exe_sha256: exe_sha256})"""
-
+# The pairs detectors read: counts and the few process facts detectors test, no lists (lists and structs cost more
+# than the whole stacking pass at fleet scale). The facts a finding prints are gathered for its rows only.
 _PAIRS_SQL = f"""
-CREATE OR REPLACE TEMP TABLE pairs AS
-SELECT host, process_identity, protocol, remote_ip, remote_port, any_value(internal) AS internal,
-       {DESTINATION_SQL} AS destination, any_value(name) AS name,
-       {_PROCESS_STRUCT} AS proc,
-       list(DISTINCT pid ORDER BY pid) FILTER (WHERE pid IS NOT NULL) AS pids,
-       list(DISTINCT ppid ORDER BY ppid) FILTER (WHERE ppid IS NOT NULL) AS ppids,
-       list(DISTINCT state ORDER BY state) AS states,
-       count(*) AS connections, sum(observations) AS observations,
-       count(*) FILTER (WHERE state = 'SYN_SENT') AS half_open,
-       min(first_seen) AS first_seen, max(last_seen) AS last_seen,
-       bool_or(attributed) AS attributed, bool_or(coalesce(stdio, false)) AS stdio,
-       min(remote_hostname) AS remote_hostname, list(DISTINCT source ORDER BY source) AS sources,
-       list(DISTINCT direction ORDER BY direction) AS directions
-FROM flows WHERE direction <> 'inbound'
-GROUP BY host, process_identity, protocol, remote_ip, remote_port
+CREATE OR REPLACE TEMP TABLE all_pairs AS
+SELECT *, {DESTINATION_SQL} AS destination FROM (
+    SELECT host, process_identity, protocol, remote_ip, remote_port, any_value(internal) AS internal,
+           min(name) AS name, min(process_name) AS process_name, min(process_path) AS process_path,
+           min(command_line) AS command_line, min(username) AS username,
+           count(*) AS connections, sum(observations) AS observations,
+           count(*) FILTER (WHERE state = 'SYN_SENT') AS half_open,
+           count(*) FILTER (WHERE state = 'ESTABLISHED') AS established,
+           min(state) FILTER (WHERE starts_with(state, 'PROTO_')) AS raw_state,
+           min(first_seen) AS first_seen, max(last_seen) AS last_seen,
+           bool_or(attributed) AS attributed, bool_or(coalesce(stdio, false)) AS stdio,
+           min(remote_hostname) AS remote_hostname
+    FROM classified WHERE direction <> 'inbound'
+    GROUP BY host, process_identity, protocol, remote_ip, remote_port)
 """
-_SERVICES_SQL = f"""
-CREATE OR REPLACE TEMP TABLE services AS
-SELECT host, process_identity, protocol, local_port, any_value(name) AS name,
-       'port ' || local_port || ' (inbound)' AS destination,
-       {_PROCESS_STRUCT} AS proc,
-       list(DISTINCT pid ORDER BY pid) FILTER (WHERE pid IS NOT NULL) AS pids,
-       list(DISTINCT ppid ORDER BY ppid) FILTER (WHERE ppid IS NOT NULL) AS ppids,
-       count(*) AS connections, count(DISTINCT remote_ip) AS clients,
-       count(DISTINCT remote_ip) FILTER (WHERE NOT internal) AS external_clients,
-       list(DISTINCT remote_ip ORDER BY remote_ip)[1:5] AS sample_clients,
-       min(first_seen) AS first_seen, max(last_seen) AS last_seen, bool_or(attributed) AS attributed,
-       bool_or(coalesce(stdio, false)) AS stdio, list(DISTINCT source ORDER BY source) AS sources
-FROM flows WHERE direction = 'inbound'
-GROUP BY host, process_identity, protocol, local_port
+_SERVICES_SQL = """
+CREATE OR REPLACE TEMP TABLE all_services AS
+SELECT *, 'port ' || local_port || ' (inbound)' AS destination FROM (
+    SELECT host, process_identity, protocol, local_port, min(name) AS name, min(process_name) AS process_name,
+           min(process_path) AS process_path, min(command_line) AS command_line, min(username) AS username,
+           count(*) AS connections, count(DISTINCT remote_ip) AS clients,
+           count(DISTINCT remote_ip) FILTER (WHERE NOT internal) AS external_clients,
+           min(first_seen) AS first_seen, max(last_seen) AS last_seen, bool_or(attributed) AS attributed,
+           bool_or(coalesce(stdio, false)) AS stdio
+    FROM classified WHERE direction = 'inbound'
+    GROUP BY host, process_identity, protocol, local_port)
 """
 
 
@@ -168,37 +161,51 @@ class Context:
                      rows)
 
     def _allowed(self, alias: str, port: str, nets: str) -> str:
-        """SQL: some allowlist entry matches every field it gives."""
-        return (f"EXISTS (SELECT 1 FROM allow a WHERE (a.host IS NULL OR a.host = lower({alias}.host)) "
+        """SQL: some allowlist entry matches every field it gives (a join of the few entries, per group not row)."""
+        return (f"(a.host IS NULL OR a.host = lower({alias}.host)) "
                 f"AND (a.process IS NULL OR a.process = lower({alias}.process_name) "
                 f"OR a.process = lower({alias}.process_identity)) "
-                f"AND (a.port IS NULL OR a.port = {port}) AND (NOT a.has_net OR list_contains({nets}, a.id)))")
+                f"AND (a.port IS NULL OR a.port = {port}) AND (NOT a.has_net OR list_contains({nets}, a.id))")
 
     def _build_views(self) -> dict[str, int]:
         con = self.con
         con.execute(f"""
             CREATE OR REPLACE TEMP VIEW classified AS
-            SELECT c.*, coalesce(p.ignored, true) AND c.protocol <> 'raw' AS ignored,
-                   coalesce(p.internal, false) AS internal, {NAME_SQL} AS name,
-                   {self._allowed('c', 'c.remote_port', 'coalesce(p.allow_nets, [])')} AS allowed
-            FROM connections c LEFT JOIN peers p ON p.ip = c.remote_ip""")
-        con.execute("CREATE OR REPLACE TEMP VIEW flows AS SELECT * EXCLUDE (ignored, allowed) FROM classified "
-                    "WHERE NOT ignored AND NOT allowed")
+            SELECT c.*, coalesce(p.internal, false) AS internal, {NAME_SQL} AS name
+            FROM connections c LEFT JOIN peers p ON p.ip = c.remote_ip
+            WHERE NOT (coalesce(p.ignored, true) AND c.protocol <> 'raw')""")
         con.execute(_PAIRS_SQL)
         con.execute(_SERVICES_SQL)
+        # The allowlist is matched per pair (its fields are all pair facts), then everything reads past it.
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE allowed_pairs AS
+            SELECT DISTINCT p.host, p.process_identity, p.protocol, p.remote_ip, p.remote_port, p.connections
+            FROM all_pairs p JOIN peers n ON n.ip = p.remote_ip JOIN allow a ON {self._allowed('p', 'p.remote_port',
+                                                                                                'n.allow_nets')}""")
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE allowed_services AS
+            SELECT DISTINCT s.host, s.process_identity, s.protocol, s.local_port, s.connections
+            FROM all_services s JOIN allow a ON {self._allowed('s', 's.local_port', '[]')}""")
+        # raw sockets have no port: NULL must match NULL here
+        same = ("{0}.host = a.host AND {0}.process_identity = a.process_identity AND {0}.protocol = a.protocol "
+                "AND {0}.remote_ip = a.remote_ip AND {0}.remote_port IS NOT DISTINCT FROM a.remote_port")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE pairs AS SELECT * FROM all_pairs p ANTI JOIN allowed_pairs a "
+                    f"ON {same.format('p')}")
+        con.execute("CREATE OR REPLACE TEMP TABLE services AS SELECT * FROM all_services ANTI JOIN allowed_services "
+                    "USING (host, process_identity, protocol, local_port)")
+        con.execute(f"CREATE OR REPLACE TEMP VIEW flows AS SELECT * FROM classified c ANTI JOIN allowed_pairs a "
+                    f"ON {same.format('c')}")
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE listening AS
             SELECT l.*, {NAME_SQL} AS name FROM listeners l
-            WHERE NOT {self._allowed('l', 'l.local_port', '[]')}""")
+            WHERE NOT EXISTS (SELECT 1 FROM allow a WHERE {self._allowed('l', 'l.local_port', '[]')})""")
         self._queries_table()
         counts = con.execute("""
-            SELECT count(*) FILTER (WHERE allowed AND NOT ignored),
+            SELECT (SELECT coalesce(sum(connections), 0) FROM allowed_pairs)
+                   + (SELECT coalesce(sum(connections), 0) FROM allowed_services),
                    (SELECT count(*) FROM listeners) - (SELECT count(*) FROM listening),
-                   (SELECT count(*) FROM dns) - (SELECT count(*) FROM queries),
-                   count(*) FILTER (WHERE ignored)
-            FROM classified""").fetchone() or (0, 0, 0, 0)
-        return {"connections": int(counts[0]), "listeners": int(counts[1]), "dns": int(counts[2]),
-                "ignored_peers": int(counts[3])}
+                   (SELECT count(*) FROM dns) - (SELECT count(*) FROM queries)""").fetchone() or (0, 0, 0)
+        return {"connections": int(counts[0]), "listeners": int(counts[1]), "dns": int(counts[2])}
 
     def _queries_table(self) -> None:
         """DNS rows that survive the allowlist, with each query's registered domain.
@@ -218,4 +225,4 @@ class Context:
             FROM dns d
             JOIN endings e ON e.ending = array_to_string(string_split(d.query, '.')[-6:], '.')
             LEFT JOIN peers p ON p.ip = d.server_ip
-            WHERE NOT {self._allowed('d', '53', 'coalesce(p.allow_nets, [])')}""")
+            WHERE NOT EXISTS (SELECT 1 FROM allow a WHERE {self._allowed('d', '53', 'coalesce(p.allow_nets, [])')})""")

@@ -47,7 +47,7 @@ class Cryptominer(Detector):
                 WHERE regexp_matches(query, $pool_name) GROUP BY ALL
             ), facts AS (
                 SELECT p.host, p.process_identity, p.destination, p.remote_ip, p.remote_port,
-                       regexp_extract(coalesce(p.proc.command_line, ''), $cmdline) AS marker,
+                       regexp_extract(coalesce(p.command_line, ''), $cmdline) AS marker,
                        pp.port IS NOT NULL AS pool_port, n.names,
                        p.connections <= 2 AND epoch(p.last_seen) - epoch(p.first_seen) >= $long_lived AS long_lived,
                        (epoch(p.last_seen) - epoch(p.first_seen)) / 60 AS minutes

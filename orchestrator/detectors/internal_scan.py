@@ -36,7 +36,7 @@ class InternalScan(Detector):
             WITH targets AS (
                 SELECT host, process_identity, count(*) AS targets, count(DISTINCT remote_ip) AS hosts,
                        count(DISTINCT remote_port) AS ports, sum(half_open) AS half_open,
-                       count(*) FILTER (WHERE half_open = 0 AND list_contains(states, 'ESTABLISHED')) AS established,
+                       count(*) FILTER (WHERE half_open = 0 AND established > 0) AS established,
                        min(remote_port) AS port,
                        list(DISTINCT remote_ip ORDER BY remote_ip) AS ips,
                        list(destination ORDER BY destination) AS covers

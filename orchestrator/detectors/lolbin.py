@@ -81,11 +81,11 @@ class OddPath(Detector):
     def query(self, ctx: Context) -> tuple[str, dict[str, Any]]:
         sql = """
             SELECT host, process_identity, destination, remote_ip, remote_port,
-                   CASE WHEN ends_with(proc.process_path, ' (deleted)') THEN 'deleted' ELSE 'writable_dir' END
+                   CASE WHEN ends_with(process_path, ' (deleted)') THEN 'deleted' ELSE 'writable_dir' END
                        AS reason, 3.0 AS weight,
-                   CASE WHEN ends_with(proc.process_path, ' (deleted)') THEN 'T1070.004' ELSE 'T1036' END
+                   CASE WHEN ends_with(process_path, ' (deleted)') THEN 'T1070.004' ELSE 'T1036' END
                        AS technique,
-                   MAP {'path': proc.process_path} AS facts
+                   MAP {'path': process_path} AS facts
             FROM pairs
-            WHERE ends_with(proc.process_path, ' (deleted)') OR regexp_matches(lower(proc.process_path), $odd)"""
+            WHERE ends_with(process_path, ' (deleted)') OR regexp_matches(lower(process_path), $odd)"""
         return sql, {"odd": ODD_DIRS}

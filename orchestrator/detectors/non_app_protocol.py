@@ -34,7 +34,7 @@ class NonAppProtocol(Detector):
         # agent_local records a raw socket's protocol as state PROTO_<n>
         sql = """
             WITH raw AS (
-                SELECT p.*, try_cast(list_filter(p.states, lambda s: s LIKE 'PROTO_%')[1][7:] AS INTEGER) AS number
+                SELECT p.*, try_cast(p.raw_state[7:] AS INTEGER) AS number
                 FROM pairs p WHERE p.protocol = 'raw' AND p.name NOT IN (SELECT name FROM raw_tools))
             SELECT r.host, r.process_identity, r.destination, r.remote_ip, 'raw_socket' AS reason,
                    CASE WHEN r.number IS NULL OR r.number IN (1, 58) THEN 5.0 ELSE 6.0 END AS weight,

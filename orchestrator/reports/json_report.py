@@ -32,6 +32,7 @@ def document(report: HuntReport) -> dict[str, Any]:
             "rows": report.rows,
             "notes": list(report.notes),
             "suppressed": dict(report.suppressed),
+            "totals": dict(report.totals),
         },
         "findings": [finding_document(f) for f in report.findings],
         "chains": [{"chain": c.chain_id, "reason": c.reason, "hunt_ids": list(c.hunt_ids)} for c in report.chains],

@@ -67,166 +67,144 @@ def _lookup(mapping: dict[str, str], column: str, default: str) -> str:
 
 
 class _Loader:
-    """Moves one staged relation (``staged``) into the store's table for ``kind``, normalising on the way."""
+    """Moves one source relation into the store's table for ``kind`` with one INSERT, normalising on the way."""
 
     def __init__(self, store: Store, default_source: str) -> None:
         self.store = store
         self.con = store.con
         self.default_source = default_source
 
-    def columns(self, relation: str) -> set[str]:
-        return {r[0] for r in self.con.execute(f"DESCRIBE {relation}").fetchall()}
-
     def types(self, relation: str) -> dict[str, str]:
         return {r[0]: r[1] for r in self.con.execute(f"DESCRIBE {relation}").fetchall()}
 
-    def _strict_types(self, relation: str, wanted: tuple[tuple[str, str], ...]) -> None:
-        """A value the row-wise normaliser would refuse (text in a port, a list in a name) must not become NULL."""
+    def load(self, kind: str, relation: str) -> int:
+        table, _ = KINDS[kind]
         types = self.types(relation)
-        casts = []
+        wanted = TABLE_COLUMNS[table]
+        self._column_types(types, wanted)
+
+        def col(name: str, sql_type: str = "VARCHAR") -> str:
+            return f'TRY_CAST(s."{name}" AS {sql_type})' if name in types else f"NULL::{sql_type}"
+
+        exprs = {name: col(name, sql_type) for name, sql_type in wanted}
         for name, sql_type in wanted:
-            if name not in types:
+            if sql_type == "TIMESTAMP" and name in types:
+                exprs[name] = self._time(f's."{name}"', types[name])
+        if "host_id" in exprs:
+            exprs["host_id"] = f"coalesce({col('host_id')}, {col('host')})"
+        exprs["source"] = f"coalesce({col('source')}, '{self.default_source}')"
+        ips = {"connection": ("remote_ip", "local_ip"), "listener": ("local_ip",), "dns": ("server_ip",),
+               "health": ()}[kind]
+        for ip in ips:
+            exprs[ip] = f"coalesce(fix_{ip}.fixed, nullif({col(ip)}, ''))" if ip != "remote_ip" else \
+                f"coalesce(fix_{ip}.fixed, {col(ip)})"
+        if kind in ("connection", "listener"):
+            first, collected = exprs["first_seen"], exprs["collected_at"]
+            exprs["first_seen"] = f"coalesce({first}, {collected})"
+            exprs["last_seen"] = f"coalesce({exprs['last_seen']}, {first}, {collected})"
+            exprs["collected_at"] = f"coalesce({collected}, {exprs['last_seen']})"
+            exprs["protocol"] = _lookup(_PROTOCOLS, col("protocol"), "NULL")
+            ip = exprs["remote_ip" if kind == "connection" else "local_ip"]
+            exprs["family"] = _lookup(_FAMILIES, col("family"),
+                                      f"CASE WHEN contains(coalesce({ip}, {exprs['local_ip']}, ''), ':') "
+                                      "THEN 'ipv6' ELSE 'ipv4' END")
+            exprs["observations"] = f"coalesce(nullif({col('observations', 'INTEGER')}, 0), 1)"
+            exprs["attributed"] = f"coalesce({col('attributed', 'BOOLEAN')}, coalesce({col('pid', 'BIGINT')}, 0) > 0)"
+            exprs["os"] = f"nullif(lower({col('os')}), '')"
+            exprs["exe_sha256"] = f"lower({col('exe_sha256')})"
+        if kind == "connection":
+            state = f"lower(trim(coalesce({col('state')}, '')))"
+            exprs["state"] = f"coalesce({_sql_map(_STATES)}[{state}], upper({state}))"
+            direction = f"lower(trim(coalesce({col('direction')}, '')))"
+            exprs["direction"] = f"coalesce({_sql_map(_DIRECTIONS)}[{direction}], {direction})"
+            exprs["seen_by"] = f"coalesce(lower({col('seen_by')}), 'snapshot')"
+            exprs["attribution"] = f"coalesce({col('attribution')}, CASE WHEN {exprs['attributed']} THEN 'pid' END)"
+        if kind == "dns":
+            exprs["timestamp"], exprs["collected_at"] = (f"coalesce({exprs['timestamp']}, {exprs['collected_at']})",
+                                                         f"coalesce({exprs['collected_at']}, {exprs['timestamp']})")
+            exprs["query"] = f"rtrim(lower(trim({col('query')})), '.')"
+            exprs["qtype"] = f"nullif(upper({col('qtype')}), '')"
+            exprs["answers"] = "coalesce(s.answers::VARCHAR[], [])" if "answers" in types else "[]::VARCHAR[]"
+        if kind == "health":
+            exprs["check"] = f"coalesce({col('check')}, 'note')"
+            exprs["message"] = f"coalesce({col('message')}, '')"
+        joins = [f"LEFT JOIN ip_fix fix_{ip} ON fix_{ip}.raw = {col(ip)}" for ip in ips]
+        if kind != "health":
+            if "process_identity" not in types:
+                os_expr = exprs.get("os", "NULL::VARCHAR")
+                exprs["process_identity"] = f"coalesce(ident.identity, '{UNKNOWN_PROCESS}')"
+                joins.append(f"LEFT JOIN identity_of ident ON ident.path IS NOT DISTINCT FROM {col('process_path')} "
+                             f"AND ident.name IS NOT DISTINCT FROM {col('process_name')} "
+                             f"AND ident.os IS NOT DISTINCT FROM {os_expr}")
+                self._identities(relation, col("process_path"), col("process_name"), os_expr)
+        self._ip_fixes(relation, [col(ip) for ip in ips])
+        casts = [f's."{name}" IS NOT NULL AND {exprs[name] if sql_type == "TIMESTAMP" else col(name, sql_type)} '
+                 "IS NULL" for name, sql_type in wanted
+                 if name in types and sql_type not in ("VARCHAR", "VARCHAR[]") and types[name] != sql_type]
+        exprs["__cast_failed"] = " OR ".join(casts) or "false"
+        select = ", ".join(f'{expr} AS "{name}"' for name, expr in exprs.items())
+        body = f"SELECT {select} FROM {relation} s {' '.join(joins)}"
+        self._check(kind, body)
+        before = self.store.count(table)
+        self.con.execute(f"INSERT INTO {table} BY NAME SELECT * EXCLUDE (__cast_failed) FROM ({body})")
+        return self.store.count(table) - before
+
+    @staticmethod
+    def _column_types(types: dict[str, str], wanted: tuple[tuple[str, str], ...]) -> None:
+        """A column of the wrong shape (a list where text belongs) must not be cast into a silent NULL."""
+        for name, sql_type in wanted:
+            found = types.get(name)
+            if found is None:
                 continue
-            found = types[name]
             if sql_type == "VARCHAR[]" and not found.endswith("[]"):
                 raise _NotBulk(f"column {name} is {found}, not a list")
             if sql_type == "VARCHAR" and (found.endswith("[]") or found.startswith(("STRUCT", "MAP", "JSON"))):
                 raise _NotBulk(f"column {name} is {found}")
-            same_family = (found.startswith("TIMESTAMP") and sql_type == "TIMESTAMP") or (
-                found in _INTEGERS and sql_type in _INTEGERS)
-            if sql_type not in ("VARCHAR", "VARCHAR[]") and found != sql_type and not same_family:
-                target = "TIMESTAMPTZ" if sql_type == "TIMESTAMP" else sql_type
-                value = f"replace(s.\"{name}\"::VARCHAR, ' UTC', '+00:00')" if sql_type == "TIMESTAMP" \
-                    else f's."{name}"'
-                casts.append(f's."{name}" IS NOT NULL AND TRY_CAST({value} AS {target}) IS NULL')
-        if casts:
-            bad = self.con.execute(f"SELECT count(*) FROM {relation} s WHERE {' OR '.join(casts)}").fetchone()
-            if bad and bad[0]:
-                raise _NotBulk(f"{bad[0]} value(s) of the wrong type")
-
-    def load(self, kind: str, relation: str) -> int:
-        table, _ = KINDS[kind]
-        present = self.columns(relation)
-        wanted = TABLE_COLUMNS[table]
-        self._strict_types(relation, wanted)
-
-        def col(name: str, kind_sql: str = "VARCHAR") -> str:
-            return f'TRY_CAST(s."{name}" AS {kind_sql})' if name in present else f"NULL::{kind_sql}"
-
-        exprs = {name: col(name, sql_type) for name, sql_type in wanted}
-        for name, sql_type in wanted:
-            if sql_type == "TIMESTAMP" and name in present:
-                exprs[name] = self._time(f's."{name}"')
-        if "host" in present and "host_id" in exprs:
-            exprs["host_id"] = f"coalesce({col('host_id')}, s.host::VARCHAR)"
-        exprs["source"] = f"coalesce({col('source')}, '{self.default_source}')"
-        if kind in ("connection", "listener"):
-            exprs["protocol"] = _lookup(_PROTOCOLS, col("protocol"), "NULL")
-            exprs["family"] = _lookup(_FAMILIES, col("family"), "NULL")
-            exprs["observations"] = f"coalesce({col('observations', 'INTEGER')}, 1)"
-            exprs["attributed"] = f"coalesce({col('attributed', 'BOOLEAN')}, coalesce({col('pid', 'BIGINT')}, 0) > 0)"
-            exprs["os"] = f"lower({col('os')})"
-            exprs["exe_sha256"] = f"lower({col('exe_sha256')})"
-        if kind == "connection":
-            exprs["state"] = (f"coalesce({_sql_map(_STATES)}[lower(trim(coalesce({col('state')}, '')))], "
-                              f"upper(trim(coalesce({col('state')}, ''))))")
-            exprs["direction"] = (f"coalesce({_sql_map(_DIRECTIONS)}[lower(trim(coalesce({col('direction')}, '')))],"
-                                  f" lower(trim({col('direction')})))")
-            exprs["seen_by"] = f"coalesce(lower({col('seen_by')}), 'snapshot')"
-            exprs["attribution"] = f"coalesce({col('attribution')}, CASE WHEN {exprs['attributed']} THEN 'pid' END)"
-        if kind == "dns":
-            exprs["query"] = f"rtrim(lower(trim({col('query')})), '.')"
-            exprs["qtype"] = f"nullif(upper({col('qtype')}), '')"
-            exprs["answers"] = ("coalesce(TRY_CAST(s.answers AS VARCHAR[]), [])" if "answers" in present
-                                else "[]::VARCHAR[]")
-        if kind == "health":
-            exprs["check"] = f"coalesce({col('check')}, 'note')"
-            exprs["message"] = f"coalesce({col('message')}, '')"
-        select = ", ".join(f'{expr} AS "{name}"' for name, expr in exprs.items())
-        self.con.execute(f"CREATE OR REPLACE TEMP TABLE bulk_stage AS SELECT {select} FROM {relation} s")
-        self._times(kind)
-        self._check(kind)
-        self._canonical(kind)
-        if kind != "health":
-            self._identities()
-        self.con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM bulk_stage")
-        row = self.con.execute("SELECT count(*) FROM bulk_stage").fetchone()
-        self.con.execute("DROP TABLE bulk_stage")
-        return int(row[0]) if row else 0
 
     @staticmethod
-    def _time(column: str) -> str:
+    def _time(column: str, found: str) -> str:
         # ISO text with or without a zone, or a TIMESTAMP(TZ) column: UTC, naive, like schema.parse_time
-        return (f"CASE WHEN typeof({column}) LIKE 'TIMESTAMP%' THEN timezone('UTC', {column}::TIMESTAMPTZ) "
-                f"ELSE timezone('UTC', TRY_CAST(replace({column}::VARCHAR, ' UTC', '+00:00') AS TIMESTAMPTZ)) END")
+        if found.startswith("TIMESTAMP"):
+            return f"timezone('UTC', {column}::TIMESTAMPTZ)"
+        return f"timezone('UTC', TRY_CAST(replace({column}::VARCHAR, ' UTC', '+00:00') AS TIMESTAMPTZ))"
 
-    def _times(self, kind: str) -> None:
-        """The schema's defaults between the times: first_seen <- collected_at, last_seen <- first_seen, ..."""
-        if kind in ("connection", "listener"):
-            self.con.execute("UPDATE bulk_stage SET first_seen = coalesce(first_seen, collected_at)")
-            self.con.execute("UPDATE bulk_stage SET last_seen = coalesce(last_seen, first_seen), "
-                             "collected_at = coalesce(collected_at, coalesce(last_seen, first_seen))")
-        elif kind == "dns":
-            self.con.execute("UPDATE bulk_stage SET timestamp = coalesce(timestamp, collected_at), "
-                             "collected_at = coalesce(collected_at, timestamp)")
-
-    def _check(self, kind: str) -> None:
-        """Anything the row-wise normaliser would reject sends the file to it, which says where and why."""
-        checks = {"connection": "host IS NULL OR host = '' OR protocol IS NULL OR remote_ip IS NULL "
+    def _check(self, kind: str, body: str) -> None:
+        """Anything the row-wise normaliser would reject sends the file to it, which says where and why: required
+        fields, spellings and ranges, and any value a cast turned into NULL."""
+        checks = {"connection": "host IS NULL OR host = '' OR protocol IS NULL OR remote_ip IS NULL OR remote_ip = '' "
                                 "OR (protocol <> 'raw' AND remote_port IS NULL) OR remote_port NOT BETWEEN 0 AND 65535 "
                                 f"OR local_port NOT BETWEEN 0 AND 65535 OR direction NOT IN {tuple(DIRECTIONS)} "
                                 "OR seen_by NOT IN ('snapshot', 'event')",
                   "listener": "host IS NULL OR host = '' OR protocol IS NULL OR local_port NOT BETWEEN 0 AND 65535",
                   "dns": "host IS NULL OR host = '' OR query IS NULL OR query = ''",
                   "health": "false"}[kind]
-        bad = self.con.execute(f"SELECT count(*) FROM bulk_stage WHERE {checks}").fetchone()
+        bad = self.con.execute(f"SELECT count(*) FROM ({body}) WHERE __cast_failed OR {checks}").fetchone()
         if bad and bad[0]:
             raise _NotBulk(f"{bad[0]} row(s) need the row-wise reader")
 
-    def _canonical(self, kind: str) -> None:
-        """IP text in canonical form, computed once per distinct value that is not canonical already."""
-        columns = {"connection": ("remote_ip", "local_ip"), "listener": ("local_ip",), "dns": ("server_ip",),
-                   "health": ()}[kind]
-        for column in columns:
-            values = [r[0] for r in self.con.execute(
-                f"SELECT DISTINCT {column} FROM bulk_stage WHERE {column} IS NOT NULL").fetchall()]
-            fixes = []
-            for value in values:
+    def _ip_fixes(self, relation: str, columns: list[str]) -> None:
+        """IP text in canonical form, computed once per distinct value (most are canonical already)."""
+        fixes: dict[str, str | None] = {}
+        if columns:
+            union = " UNION ".join(f"SELECT DISTINCT {c} AS ip FROM {relation} s" for c in columns)
+            for (value,) in self.con.execute(f"SELECT ip FROM ({union}) WHERE ip IS NOT NULL").fetchall():
                 try:
                     fixed = canonical_ip(value)
                 except SchemaError as exc:
                     raise _NotBulk(str(exc)) from None
                 if fixed != value:
-                    fixes.append((value, fixed or None))
-            if fixes:
-                self.con.execute("CREATE OR REPLACE TEMP TABLE ip_fix AS SELECT unnest(?::VARCHAR[]) AS raw, "
-                                 "unnest(?::VARCHAR[]) AS fixed", [[a for a, _ in fixes], [b for _, b in fixes]])
-                self.con.execute(f"UPDATE bulk_stage SET {column} = ip_fix.fixed FROM ip_fix "
-                                 f"WHERE bulk_stage.{column} = ip_fix.raw")
-        if kind in ("connection", "listener"):
-            ip = "remote_ip" if kind == "connection" else "local_ip"
-            self.con.execute(f"UPDATE bulk_stage SET family = CASE WHEN contains(coalesce({ip}, local_ip, ''), ':') "
-                             "THEN 'ipv6' ELSE 'ipv4' END WHERE family IS NULL")
+                    fixes[value] = fixed or None
+        self.con.execute("CREATE OR REPLACE TEMP TABLE ip_fix AS SELECT unnest(?::VARCHAR[]) AS raw, "
+                         "unnest(?::VARCHAR[]) AS fixed", [list(fixes), list(fixes.values())])
 
-    def _identities(self) -> None:
+    def _identities(self, relation: str, path: str, name: str, os_expr: str) -> None:
         """process_identity from (path, name, os), once per distinct combination (schema.process_identity)."""
-        has_os = "os" in self.columns("bulk_stage")
-        os_col = "os" if has_os else "NULL"
-        combos = self.con.execute(f"SELECT DISTINCT process_path, process_name, {os_col} FROM bulk_stage "
-                                  "WHERE process_identity IS NULL").fetchall()
-        if not combos:
-            return
+        combos = self.con.execute(f"SELECT DISTINCT {path}, {name}, {os_expr} FROM {relation} s").fetchall()
         self.con.execute(
             "CREATE OR REPLACE TEMP TABLE identity_of AS SELECT unnest(?::VARCHAR[]) AS path, "
             "unnest(?::VARCHAR[]) AS name, unnest(?::VARCHAR[]) AS os, unnest(?::VARCHAR[]) AS identity",
             [[c[0] for c in combos], [c[1] for c in combos], [c[2] for c in combos],
              [process_identity(c[0], c[1], c[2]) for c in combos]])
-        self.con.execute(f"""
-            UPDATE bulk_stage SET process_identity = coalesce(i.identity, '{UNKNOWN_PROCESS}') FROM identity_of i
-            WHERE bulk_stage.process_identity IS NULL
-              AND i.path IS NOT DISTINCT FROM bulk_stage.process_path
-              AND i.name IS NOT DISTINCT FROM bulk_stage.process_name
-              AND i.os IS NOT DISTINCT FROM {'bulk_stage.os' if has_os else 'NULL'}""")
 
 
 class _NotBulk(Exception):
@@ -276,7 +254,7 @@ def _load(loader: _Loader, path: Path, fmt: str) -> dict[str, int]:
     else:
         con.execute(f"CREATE OR REPLACE TEMP VIEW bulk_src AS SELECT * FROM read_json('{_quote(path)}', "
                     "format = 'newline_delimited', union_by_name = true, maximum_object_size = 67108864)")
-    present = loader.columns("bulk_src")
+    present = loader.types("bulk_src")
     if "kind" in present:
         kinds = [r[0] for r in con.execute("SELECT DISTINCT coalesce(kind, 'connection') FROM bulk_src").fetchall()]
         unknown = set(kinds) - set(KINDS)
