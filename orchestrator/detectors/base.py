@@ -41,9 +41,9 @@ NAME_SQL = "lower(coalesce(nullif(process_name, ''), regexp_extract(replace(proc
 # than the whole stacking pass at fleet scale). The facts a finding prints are gathered for its rows only.
 _PAIRS_SQL = f"""
 CREATE OR REPLACE TEMP TABLE all_pairs AS
-SELECT *, {DESTINATION_SQL} AS destination FROM (
+SELECT *, {DESTINATION_SQL} AS destination, {NAME_SQL} AS name FROM (
     SELECT host, process_identity, protocol, remote_ip, remote_port, any_value(internal) AS internal,
-           min(name) AS name, min(process_name) AS process_name, min(process_path) AS process_path,
+           min(process_name) AS process_name, min(process_path) AS process_path,
            min(command_line) AS command_line, min(username) AS username,
            count(*) AS connections, sum(observations) AS observations,
            count(*) FILTER (WHERE state = 'SYN_SENT') AS half_open,
@@ -55,10 +55,10 @@ SELECT *, {DESTINATION_SQL} AS destination FROM (
     FROM classified WHERE direction <> 'inbound'
     GROUP BY host, process_identity, protocol, remote_ip, remote_port)
 """
-_SERVICES_SQL = """
+_SERVICES_SQL = f"""
 CREATE OR REPLACE TEMP TABLE all_services AS
-SELECT *, 'port ' || local_port || ' (inbound)' AS destination FROM (
-    SELECT host, process_identity, protocol, local_port, min(name) AS name, min(process_name) AS process_name,
+SELECT *, 'port ' || local_port || ' (inbound)' AS destination, {NAME_SQL} AS name FROM (
+    SELECT host, process_identity, protocol, local_port, min(process_name) AS process_name,
            min(process_path) AS process_path, min(command_line) AS command_line, min(username) AS username,
            count(*) AS connections, count(DISTINCT remote_ip) AS clients,
            count(DISTINCT remote_ip) FILTER (WHERE NOT internal) AS external_clients,
@@ -169,9 +169,9 @@ class Context:
 
     def _build_views(self) -> dict[str, int]:
         con = self.con
-        con.execute(f"""
+        con.execute("""
             CREATE OR REPLACE TEMP VIEW classified AS
-            SELECT c.*, coalesce(p.internal, false) AS internal, {NAME_SQL} AS name
+            SELECT c.*, coalesce(p.internal, false) AS internal
             FROM connections c LEFT JOIN peers p ON p.ip = c.remote_ip
             WHERE NOT (coalesce(p.ignored, true) AND c.protocol <> 'raw')""")
         con.execute(_PAIRS_SQL)

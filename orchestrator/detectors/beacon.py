@@ -19,17 +19,22 @@ MIN_INTERVAL_S = 0.2
 
 # Starts of each pair (distinct first_seen), the intervals between them, and the host's unwatched spans.
 BEACON_STATS_SQL = """
-WITH starts AS (
-    SELECT DISTINCT host, process_identity, protocol, remote_ip, remote_port, epoch(first_seen) AS t
-    FROM flows
-    WHERE first_seen IS NOT NULL AND protocol <> 'raw' AND direction <> 'inbound'
-), eligible AS (
+WITH eligible AS (
+    -- pairs with enough connections to be a series at all: every later step reads only their rows
+    SELECT host, process_identity, protocol, remote_ip, remote_port FROM pairs
+    WHERE protocol <> 'raw' AND connections >= $min_connections
+), starts AS (
+    SELECT DISTINCT f.host, f.process_identity, f.protocol, f.remote_ip, f.remote_port, epoch(f.first_seen) AS t
+    FROM flows f SEMI JOIN eligible e USING (host, process_identity, protocol, remote_ip, remote_port)
+    WHERE f.first_seen IS NOT NULL AND f.direction <> 'inbound'
+), series AS (
     SELECT host, process_identity, protocol, remote_ip, remote_port FROM starts GROUP BY ALL
     HAVING count(*) >= $min_connections
 ), host_times AS (
-    SELECT DISTINCT host, epoch(t) AS t FROM (
-        SELECT host, first_seen AS t FROM connections UNION ALL SELECT host, last_seen FROM connections
-        UNION ALL SELECT host, collected_at FROM connections) WHERE t IS NOT NULL
+    -- when each host was watched at all, to the second (any row of it, any process)
+    SELECT DISTINCT c.host, floor(epoch(t)) AS t FROM (
+        SELECT host, first_seen AS t FROM connections UNION ALL SELECT host, collected_at FROM connections) c
+    WHERE t IS NOT NULL AND c.host IN (SELECT host FROM series)
 ), gaps AS (
     SELECT host, prev AS gap_start, t AS gap_end FROM (
         SELECT host, t, lag(t) OVER (PARTITION BY host ORDER BY t) AS prev FROM host_times)
@@ -39,11 +44,12 @@ WITH starts AS (
                                      ORDER BY s.t) AS d,
            lag(s.t) OVER (PARTITION BY s.host, s.process_identity, s.protocol, s.remote_ip, s.remote_port
                           ORDER BY s.t) AS prev_t
-    FROM starts s SEMI JOIN eligible e USING (host, process_identity, protocol, remote_ip, remote_port)
+    FROM starts s SEMI JOIN series e USING (host, process_identity, protocol, remote_ip, remote_port)
 ), intervals AS (
     SELECT i.* FROM raw_intervals i
     WHERE d >= $min_interval
-      AND NOT EXISTS (SELECT 1 FROM gaps g WHERE g.host = i.host AND g.gap_start >= i.prev_t AND g.gap_end <= i.t)
+      AND NOT EXISTS (SELECT 1 FROM gaps g WHERE g.host = i.host AND g.gap_start >= floor(i.prev_t)
+                      AND g.gap_end <= ceil(i.t))
 ), counted AS (
     SELECT host, process_identity, protocol, remote_ip, remote_port, count(*) AS n, median(d) AS period
     FROM intervals GROUP BY ALL HAVING count(*) >= 3
@@ -128,6 +134,8 @@ def series_stats(starts: list[float], min_connections: int = 4, gap_s: float = 1
                 "make_timestamp((t * 1e6)::BIGINT) AS first_seen, make_timestamp((t * 1e6)::BIGINT) AS last_seen, "
                 "make_timestamp((t * 1e6)::BIGINT) AS collected_at FROM unnest(?::DOUBLE[]) u(t)", [starts])
     con.execute("CREATE TEMP VIEW flows AS SELECT * FROM connections")
+    con.execute("CREATE TEMP TABLE pairs AS SELECT host, process_identity, protocol, remote_ip, remote_port, "
+                "count(*) AS connections FROM connections GROUP BY ALL")
     cursor = con.execute(BEACON_STATS_SQL, {"min_connections": min_connections, "gap": gap_s,
                                             "min_interval": MIN_INTERVAL_S})
     names = [d[0] for d in cursor.description]

@@ -33,14 +33,21 @@ class InternalScan(Detector):
 
     def query(self, ctx: Context) -> tuple[str, dict[str, Any]]:
         sql = """
-            WITH targets AS (
+            WITH counted AS (
                 SELECT host, process_identity, count(*) AS targets, count(DISTINCT remote_ip) AS hosts,
                        count(DISTINCT remote_port) AS ports, sum(half_open) AS half_open,
                        count(*) FILTER (WHERE half_open = 0 AND established > 0) AS established,
-                       min(remote_port) AS port,
-                       list(DISTINCT remote_ip ORDER BY remote_ip) AS ips,
-                       list(destination ORDER BY destination) AS covers
+                       min(remote_port) AS port
                 FROM pairs WHERE protocol = 'tcp' AND internal GROUP BY host, process_identity
+                HAVING (count(*) >= $min_targets OR sum(half_open) >= $min_half_open)
+                   AND count(*) >= $min_targets // 2
+            ), targets AS (
+                -- the target lists only for the processes that fan out
+                SELECT c.*, list(DISTINCT p.remote_ip ORDER BY p.remote_ip) AS ips,
+                       list(p.destination ORDER BY p.destination) AS covers
+                FROM counted c JOIN pairs p USING (host, process_identity)
+                WHERE p.protocol = 'tcp' AND p.internal
+                GROUP BY ALL
             ), open_ports AS (
                 SELECT local_port AS port, count(DISTINCT host) AS listening FROM listening
                 WHERE protocol = 'tcp' GROUP BY 1
@@ -49,8 +56,6 @@ class InternalScan(Detector):
                        t.ports = 1 AND t.established = t.targets AND t.half_open = 0
                        AND coalesce(o.listening, 0) >= least(t.hosts, 3) AS polling
                 FROM targets t LEFT JOIN open_ports o ON o.port = t.port AND t.ports = 1
-                WHERE (t.targets >= $min_targets OR t.half_open >= $min_half_open)
-                  AND t.targets >= $min_targets // 2
             )
             SELECT host, process_identity,
                    'internal network (' || hosts || ' hosts, ' || ports || ' ports)' AS destination,
