@@ -77,7 +77,8 @@ def run_detectors(ctx: Context) -> list[Signal]:
 
 
 def analyse(store: Store, config: Config, *, sources: Sequence[str] = (), notes: Sequence[str] = (),
-            now: datetime | None = None, collected_hosts: Sequence[str] = ()) -> HuntReport:
+            now: datetime | None = None, collected_hosts: Sequence[str] = (),
+            progress: Callable[[str, int, int], None] | None = None) -> HuntReport:
     """Score everything in ``store`` into a HuntReport; ``collected_hosts`` are hosts collected even if they
     turned out to have nothing to report."""
     now = now or datetime.now(timezone.utc)
