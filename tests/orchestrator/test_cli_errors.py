@@ -199,3 +199,12 @@ def test_a_closed_stdout_ends_the_report_quietly(data: Path) -> None:
 def test_bad_options_are_one_line_and_exit_2(args: list[str], message: str) -> None:
     result = run_connhunt(*args)
     assert (result.returncode, result.stdout, result.stderr) == (2, "", f"connhunt: error: {message}\n")
+
+
+def test_hunt_checks_its_report_path_before_reaching_the_server(tmp_path: Path) -> None:
+    """-o is the report for hunt too, and an unusable one is refused before any hunt is launched."""
+    result = run_connhunt("hunt", "-o", str(tmp_path / "no" / "report.json"), "--api-config",
+                          str(tmp_path / "api.config.yaml"))
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (f"connhunt: error: {tmp_path / 'no' / 'report.json'}: cannot write the report: "
+                             f"no such folder {tmp_path / 'no'}\n")
