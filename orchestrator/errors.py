@@ -14,7 +14,7 @@ class ExitCode(IntEnum):
     FINDINGS = 1  # findings at or above --fail-on
     BAD_INPUT = 2  # bad usage or bad input
     COLLECTION_FAILED = 3  # collection failed: server unreachable, credentials refused, hunt unknown/expired
-    INTERRUPTED = 130  # Ctrl-C or SIGTERM: what was collected was still saved and scored (128 + SIGINT)
+    INTERRUPTED = 130  # Ctrl-C or SIGTERM (128 + SIGINT); triage/collect still save and score what they had
     OUTPUT_CLOSED = 141  # the reader of stdout went away (`| head`): 128 + SIGPIPE, as a shell reports it
 
     @property
@@ -27,7 +27,7 @@ _MEANINGS = {
     ExitCode.FINDINGS: "a finding at or above --fail-on",
     ExitCode.BAD_INPUT: "bad usage or bad input",
     ExitCode.COLLECTION_FAILED: "collection failed",
-    ExitCode.INTERRUPTED: "interrupted (what was collected is still saved and scored)",
+    ExitCode.INTERRUPTED: "interrupted (triage and collect still save what they collected)",
     ExitCode.OUTPUT_CLOSED: "stdout was closed by its reader",
 }
 
