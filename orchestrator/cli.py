@@ -138,12 +138,19 @@ def collect_local(duration: float, interval: float, *, host: str | None, dns: bo
             raise CollectionError(f"local collection failed: {exc}") from None
 
 
-def _check_sampling(duration: float, interval: float, max_hash_bytes: int) -> None:
+def _check_sampling(duration: float, interval: float, max_hash_bytes: int, dns: bool) -> None:
     for name, value in (("--duration", duration), ("--interval", interval)):
         if not value > 0 or value == float("inf"):
             raise UsageError(f"{name} must be a number of seconds greater than 0, not {value}")
     if max_hash_bytes < -1:
         raise UsageError(f"--max-hash-bytes must be -1 (no cap), 0 (hash nothing) or a size, not {max_hash_bytes}")
+    if dns:
+        from agent_local.dns_capture import DnspythonMissing, require_dnspython
+
+        try:
+            require_dnspython()
+        except DnspythonMissing as exc:
+            raise UsageError(str(exc)) from None
 
 
 def prepare(config: Path | None, baseline: Path | None, store: Store) -> Config:
@@ -195,7 +202,7 @@ def triage(
     Example: connhunt triage --duration 30 --format html -o report.html --save-raw raw.jsonl
     """
     set_notes(quiet=quiet, verbose=verbose)
-    _check_sampling(duration, interval, max_hash_bytes)
+    _check_sampling(duration, interval, max_hash_bytes, dns)
     store = Store()
     cfg = prepare(config, baseline, store).with_resolvers(local_resolvers())
     check_writable(output, "report")
@@ -251,7 +258,7 @@ def collect(
         return
     if output is None:
         raise UsageError("collect: --output is required (a file, or - for stdout)")
-    _check_sampling(duration, interval, max_hash_bytes)
+    _check_sampling(duration, interval, max_hash_bytes, dns)
     counts = {"connection": 0, "dns": 0, "health": 0}
     to_stdout = str(output) == "-"
     handle = sys.stdout if to_stdout else open_for_writing(output, "collection")
