@@ -202,6 +202,31 @@ def check_writable(path: Path | None, what: str) -> None:
         path.unlink(missing_ok=True)
 
 
+DUCKDB_MAGIC = (8, b"DUCK")  # offset and bytes of the DuckDB file header's magic
+
+
+def check_database_target(path: Path, what: str) -> None:
+    """``path`` can become (or already is) a DuckDB file: never write a database over a JSONL, CSV or Parquet
+    file someone gave by mistake."""
+    if path.is_file() and path.stat().st_size > 0:
+        offset, magic = DUCKDB_MAGIC
+        try:
+            with path.open("rb") as handle:
+                handle.seek(offset)
+                header = handle.read(len(magic))
+        except OSError as exc:
+            raise InputError(f"{path}: cannot read the {what}: {exc.strerror or exc}") from None
+        if header != magic:
+            raise InputError(f"{path}: exists and is not a DuckDB file; refusing to write the {what} over it")
+        check_writable(path, what)
+        return
+    if path.is_file():  # empty: DuckDB refuses a zero-byte file, and there is nothing in it to keep
+        check_writable(path, what)
+        path.unlink()
+        return
+    check_writable(path, what)
+
+
 def open_for_writing(path: Path, what: str, mode: str = "w") -> IO[str]:
     """``path`` opened for writing text, or an InputError saying in one line why it cannot be."""
     if path.is_dir():
