@@ -265,6 +265,8 @@ def collect(
     handle = sys.stdout if to_stdout else open_for_writing(output, "collection")
     try:
         with interruptible() as stop:
+            note(f"collecting this host's connections for {duration:g} s (Ctrl-C stops early; everything collected "
+                 "is still written)")
             for record in collect_local(duration, interval, host=host, dns=dns, quiet=quiet, sink=handle, stop=stop,
                                         max_hash_bytes=max_hash_bytes, listening=listening):
                 counts[record.get("kind", "connection")] = counts.get(record.get("kind", "connection"), 0) + 1

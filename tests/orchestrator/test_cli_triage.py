@@ -106,6 +106,28 @@ def test_ctrl_c_saves_scores_and_exits_130(tmp_path: Path, holder: Holder, delay
     assert _rows_of(saved, holder) == holder.connection_rows()
 
 
+def test_ctrl_c_during_collect_writes_everything_and_exits_130(tmp_path: Path, holder: Holder) -> None:
+    out = tmp_path / "out.jsonl"
+    proc = subprocess.Popen([*ENTRY, "collect", "--duration", "120", "--interval", "0.5", "-o", str(out), "-v"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        first = proc.stderr.readline()
+        assert first.startswith("collecting this host's connections for 120 s"), first
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    saved = _records(out)
+    counts = {kind: sum(1 for r in saved if r["kind"] == kind) for kind in ("connection", "dns", "health")}
+    assert (proc.returncode, stdout) == (130, "")
+    assert stderr == (f"wrote {counts['connection']} connections, {counts['dns']} DNS queries, {counts['health']} "
+                      f"health notes to {out} (stopped early by a signal)\n")
+    assert _rows_of(saved, holder) == holder.connection_rows()
+
+
 def test_a_signal_during_duckdb_work_only_sets_the_flag() -> None:
     """The cause of "RuntimeError: Query interrupted": SIGINT reaching a DuckDB query. Inside a command's
     interruptible() scope the query runs to the end and the command learns of the signal afterwards."""
