@@ -118,7 +118,11 @@ def clean_cmd() -> None:
 
     Example: connhunt lab clean
     """
-    removed = clean()
+    try:
+        removed = clean()
+    except LabError as exc:  # e.g. not root: `ip netns` refused
+        error_line(f"lab clean: {exc}")
+        raise typer.Exit(int(EXIT_LAB_FAILED)) from None
     sys.stdout.write(f"removed {len(removed)} namespace(s){': ' + ', '.join(removed) if removed else ''}\n")
 
 
