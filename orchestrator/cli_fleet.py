@@ -24,8 +24,11 @@ from orchestrator.cli_common import (
     FailOnOpt,
     FormatOpt,
     MinRiskOpt,
+    OutputOpt,
     QuietOpt,
     Risk,
+    built_risk,
+    check_writable,
     err,
     finish,
     reports_errors,
@@ -255,6 +258,7 @@ def register(app: typer.Typer) -> None:
         min_risk: MinRiskOpt = Risk.medium,
         fail_on: FailOnOpt = None,
         config: ConfigOpt = None,
+        output: OutputOpt = None,
         quiet: QuietOpt = False,
     ) -> None:
         """Hunt the fleet through Velociraptor: collect every matching client's connections, score them.
@@ -277,20 +281,22 @@ def register(app: typer.Typer) -> None:
         if wait <= 0:
             raise typer.BadParameter("--wait must be greater than 0")
         cfg = load_config(config)
+        check_writable(output, "report")  # before the hunt is launched on the fleet
         store, hunt_id, progress = run_hunt(api_config=api_config, label=label, os_name=os_name, expires=expires,
                                             resume=resume, db=db, wait=wait, artifact=artifact, quiet=quiet,
                                             monitor_window=window)
         with store:
             notes = [*progress.notes, f"hunt {hunt_id}: {progress.scheduled} client(s) scheduled, "
                      f"{progress.finished} finished, {progress.errors} with errors; rows in {store.path}"]
-            report = analyse(store, cfg, sources=(f"velociraptor:{hunt_id}",), notes=notes)
+            report = analyse(store, cfg, sources=(f"velociraptor:{hunt_id}",), notes=notes,
+                             min_risk=built_risk(min_risk, fail_on))
             if label_findings:
                 hosts = {f.host for f in report.findings if risk_rank(f.risk) >= risk_rank(min_risk.label)}
                 labelled = label_finding_clients(api_config, store, hosts)
                 if labelled and not quiet:
                     err.print(f"labelled {len(labelled)} client(s) {FINDING_LABEL}: {', '.join(labelled)}",
                               highlight=False, soft_wrap=True)
-        finish(report, fmt, min_risk, fail_on)
+        finish(report, fmt, min_risk, fail_on, output)
 
     @app.command("clients")
     @reports_errors

@@ -15,7 +15,8 @@ from typing import Annotated
 
 import typer
 
-from orchestrator.cli_common import err
+from orchestrator.cli_common import err, error_line
+from orchestrator.errors import ExitCode
 from orchestrator.lab import groundtruth
 from orchestrator.lab.clean import clean
 from orchestrator.lab.evaluate import evaluate, table
@@ -23,8 +24,8 @@ from orchestrator.lab.netns import LabError
 from orchestrator.lab.runner import LabConfig, run_lab
 from orchestrator.lab.score import score_files, write_hunt_config
 
-EXIT_TARGETS_MISSED = 1
-EXIT_LAB_FAILED = 3
+EXIT_TARGETS_MISSED = ExitCode.FINDINGS  # the lab's "findings": a detection target was missed
+EXIT_LAB_FAILED = ExitCode.COLLECTION_FAILED
 
 lab_app = typer.Typer(
     name="lab",
@@ -44,9 +45,10 @@ class LabFormat(str, Enum):
 def run(
     minutes: Annotated[float, typer.Option("--minutes", "-m", help="Minutes of traffic.")] = 3.0,
     hosts: Annotated[int, typer.Option("--hosts", help="Fleet size (6-10).")] = 8,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output directory (default: a temporary one, "
-                                                                  "removed unless --keep).")] = None,
-    keep: Annotated[bool, typer.Option("--keep", help="Keep the output directory when none was given.")] = False,
+    out: Annotated[Path | None, typer.Option("--dir", help="Folder for the lab's outputs (logs, collected JSONL, "
+                                                           "hunt_report.json, evaluation.json); kept.")] = None,
+    keep: Annotated[bool, typer.Option("--keep", help="Without --dir: keep the temporary output folder instead of "
+                                                      "removing it at the end.")] = False,
     score: Annotated[bool, typer.Option("--score/--no-score", help="Score the fleet and judge it against the "
                                                                    "ground truth.")] = True,
     interval: Annotated[float, typer.Option("--interval", help="Collector sampling interval, seconds.")] = 1.0,
@@ -56,33 +58,58 @@ def run(
 
     Needs root (network namespaces). Exit codes: 0 every detection target met; 1 a target missed; 3 the lab failed.
 
-    Example: connhunt lab run --minutes 3 --hosts 8 --out lab-run --format json
+    \b
+    Example: connhunt lab run --minutes 3 --hosts 8 --dir lab-run --format json
     """
-    out_dir = out or Path(tempfile.mkdtemp(prefix="connhunt-lab-"))
+    out_dir, kept = output_folder(out, keep)
     try:
         result = run_lab(LabConfig(minutes=minutes, hosts=hosts, out=out_dir, interval=interval),
                          echo=lambda line: err.print(line, highlight=False, markup=False))
-        summary: dict[str, object] = {"lab": result.summary()}
         evaluation = None
         if score:
             report = score_files(result.agent_files, write_hunt_config(out_dir))
             (out_dir / "hunt_report.json").write_text(json.dumps(report, indent=2) + "\n")
             evaluation = evaluate(report, groundtruth.read(result.ground_truth))
             (out_dir / "evaluation.json").write_text(json.dumps(evaluation.as_dict(), indent=2) + "\n")
-            summary["evaluation"] = evaluation.as_dict()
         if fmt is LabFormat.json:
-            sys.stdout.write(json.dumps(summary, indent=2) + "\n")
+            sys.stdout.write(json.dumps(summary(result.summary(), evaluation, kept), indent=2) + "\n")
         else:
-            sys.stdout.write(f"lab {result.prefix} done in {result.seconds:.0f} s; outputs in {out_dir}\n")
+            sys.stdout.write(done_line(result.prefix, result.seconds, out_dir, kept) + "\n")
             sys.stdout.write(table(evaluation) if evaluation else f"records: {result.records}\n")
     except LabError as exc:
-        err.print(f"connhunt lab: error: {exc}", highlight=False, markup=False)
-        raise typer.Exit(EXIT_LAB_FAILED) from None
+        error_line(f"lab: {exc}")
+        raise typer.Exit(int(EXIT_LAB_FAILED)) from None
     finally:
-        if out is None and not keep:
+        if not kept:
             shutil.rmtree(out_dir, ignore_errors=True)
     if evaluation is not None and not evaluation.targets_met:
-        raise typer.Exit(EXIT_TARGETS_MISSED)
+        raise typer.Exit(int(EXIT_TARGETS_MISSED))
+
+
+def output_folder(given: Path | None, keep: bool) -> tuple[Path, bool]:
+    """The folder the lab writes to, and whether it outlives the run (--dir always does; a temporary one only
+    with --keep)."""
+    if given is not None:
+        return given, True
+    return Path(tempfile.mkdtemp(prefix="connhunt-lab-")), keep
+
+
+def done_line(prefix: str, seconds: float, out_dir: Path, kept: bool) -> str:
+    """The text summary's first line: it names the output folder only when that folder is kept."""
+    where = f"outputs in {out_dir}" if kept else "outputs removed (keep them with --dir DIR or --keep)"
+    return f"lab {prefix} done in {seconds:.0f} s; {where}"
+
+
+_PATH_FIELDS = ("out", "agent_files", "ground_truth", "log")
+
+
+def summary(lab: dict[str, object], evaluation: object | None, kept: bool) -> dict[str, object]:
+    """The JSON summary; paths into a folder that is removed at the end are left out (null), not left dangling."""
+    lab = dict(lab) if kept else {k: (None if k in _PATH_FIELDS else v) for k, v in lab.items()}
+    document: dict[str, object] = {"lab": lab}
+    if evaluation is not None:
+        document["evaluation"] = evaluation.as_dict()  # type: ignore[attr-defined]
+    return document
 
 
 @lab_app.command("clean")
@@ -91,8 +118,12 @@ def clean_cmd() -> None:
 
     Example: connhunt lab clean
     """
-    removed = clean()
-    err.print(f"removed {len(removed)} namespace(s){': ' + ', '.join(removed) if removed else ''}", highlight=False)
+    try:
+        removed = clean()
+    except LabError as exc:  # e.g. not root: `ip netns` refused
+        error_line(f"lab clean: {exc}")
+        raise typer.Exit(int(EXIT_LAB_FAILED)) from None
+    sys.stdout.write(f"removed {len(removed)} namespace(s){': ' + ', '.join(removed) if removed else ''}\n")
 
 
 def register(app: typer.Typer) -> None:

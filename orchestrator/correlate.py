@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from orchestrator.model import Chain, Finding
+from orchestrator.schema import UNKNOWN_PROCESS
 
 
 class _UnionFind:
@@ -41,7 +42,8 @@ def _edges(findings: Sequence[Finding]) -> list[tuple[int, int, str]]:
             a = findings[i]
             for j in idx[n + 1:]:
                 b = findings[j]
-                if a.process_identity == b.process_identity:
+                # Sockets whose owner could not be seen share the placeholder identity, not a process.
+                if a.process_identity == b.process_identity != UNKNOWN_PROCESS:
                     edges.append((i, j, f"same process {a.process_name} on {host}"))
                 elif set(a.pids) & set(b.ppids) or set(b.pids) & set(a.ppids):
                     edges.append((i, j, f"same process tree on {host}"))

@@ -27,7 +27,7 @@ def test_collect_then_score(tmp_path: Path) -> None:
         backdoor = net.planted_binary("syslogd-helper")
         net.spawn(net.endpoint, [str(backdoor), "-c", BEACON, TEST_HOST_IP, "31337", "1", "12"])
         collected = run_connhunt("collect", "--duration", "8", "--interval", "0.5", "--host", "ep-1", "-o", str(out),
-                                 netns=net.endpoint, timeout=60)
+                                 "--verbose", netns=net.endpoint, timeout=60)
     assert collected.returncode == 0, collected.stderr
     assert f"to {out}" in collected.stderr
     records = [json.loads(line) for line in out.read_text().splitlines()]
@@ -53,7 +53,7 @@ def test_triage_interrupted_still_reports_what_it_collected(tmp_path: Path) -> N
         time.sleep(8)
         proc.send_signal(signal.SIGINT)
         stdout, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 0, stderr
+    assert proc.returncode == 130, stderr  # interrupted, after saving and scoring what was collected
     document = json.loads(stdout)
     assert any(f["process_path"] == str(backdoor) for f in document["findings"])
     assert saved.stat().st_size > 0  # the raw observations were kept too

@@ -12,7 +12,7 @@ def test_baseline_lowers_known_pairs_and_raises_new_destinations(tmp_path: Path,
     old = dict(process_name="agent", process_path="/usr/bin/agent", remote_ip="203.0.113.10", remote_port=8081)
     last_week = jsonl("last_week.jsonl", [connection(**old)])
     base = tmp_path / "fleet.duckdb"
-    built = run_connhunt("baseline", str(last_week), "-o", str(base))
+    built = run_connhunt("baseline", str(last_week), "--db", str(base), "--verbose")
     assert built.returncode == 0, built.stderr
     assert f"{base}: 1 pairs" in built.stderr
 

@@ -75,4 +75,4 @@ def test_bad_config_is_a_located_error(tmp_path: Path, jsonl) -> None:
     config.write_text("internal_networks: [10.0.0.0/8]\nresolverz: [1.1.1.1]\n")
     _one_line_error(run_connhunt("score", str(data), "--config", str(config)), "unknown config key(s): resolverz")
     config.write_text("internal_networks: [10.0.0.0/33]\n")
-    _one_line_error(run_connhunt("score", str(data), "--config", str(config)), f"{config}: invalid config")
+    _one_line_error(run_connhunt("score", str(data), "--config", str(config)), f"{config}:1: invalid config")
