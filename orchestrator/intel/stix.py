@@ -25,7 +25,7 @@ import stix2.patterns as sp
 from stix2.pattern_visitor import create_pattern_object
 
 from orchestrator.errors import InputError
-from orchestrator.intel.model import IocRow, Notes, address_kind, ioc_row
+from orchestrator.intel.model import IocRow, Notes, address_kind, confidence, ioc_row
 from orchestrator.schema import SchemaError
 
 _HASHES = {"sha-256": "sha256", "sha256": "sha256", "md5": "md5", "sha-1": "sha1", "sha1": "sha1"}
@@ -81,22 +81,28 @@ def read_stix(path: Path, document: Mapping[str, Any], notes: Notes) -> Iterator
         if not atoms:
             notes.skip(where, "pattern compares nothing connhunt can match (address, domain, URL, file hash)")
             continue
-        yield from _rows(path, where, indicator, atoms, threats.get(indicator.id), notes)
+        # stix2 fills a missing valid_from with the time of parsing; the feed said nothing, so neither does the row
+        validity = {key: indicator.get(key) if obj.get(key) else None for key in ("valid_from", "valid_until")}
+        yield from _rows(path, where, indicator, atoms, threats.get(indicator.id), validity, notes)
 
 
 def _rows(path: Path, where: str, indicator: Any, atoms: list[_Atom], threat: str | None,
-          notes: Notes) -> Iterator[IocRow]:
+          validity: dict[str, Any], notes: Notes) -> Iterator[IocRow]:
     references = indicator.get("external_references") or []
     reference = next((ref.get("url") or ref.get("external_id") for ref in references
                       if ref.get("url") or ref.get("external_id")), None)
     tags = [*indicator.get("labels", []), *indicator.get("indicator_types", [])]
+    try:
+        score = confidence(indicator.get("confidence"))  # stix2 does not bound it; one note per indicator
+    except SchemaError as exc:
+        notes.skip(where, str(exc))
+        return
     for atom in atoms:
         try:
             yield ioc_row(atom.kind, atom.value, port=atom.port, conjunctive=not atom.alone, source_file=str(path),
                           source_format="stix", indicator_id=indicator.id, name=threat or indicator.get("name"),
-                          description=indicator.get("description"), confidence=indicator.get("confidence"),
-                          valid_from=indicator.get("valid_from"), valid_until=indicator.get("valid_until"),
-                          tags=tags, reference=reference)
+                          description=indicator.get("description"), confidence=score,
+                          tags=tags, reference=reference, **validity)
         except SchemaError as exc:
             notes.skip(where, str(exc).split(":", 1)[0])
 
