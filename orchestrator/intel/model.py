@@ -130,7 +130,11 @@ def canonical_value(kind: str, value: str) -> tuple[str, bool]:
     if kind == "domain":
         return canonical_domain(text), False
     if kind == "url":
-        if any(c.isspace() for c in text) or not urlsplit(text).scheme or "://" not in text:
+        try:
+            scheme = urlsplit(text).scheme
+        except ValueError:  # an unbalanced '[' in the authority
+            scheme = ""
+        if any(c.isspace() for c in text) or not scheme or "://" not in text:
             raise SchemaError(f"not a URL: {text!r}")
         return text, False
     if kind in ("sha256", "md5", "sha1"):
