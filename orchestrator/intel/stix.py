@@ -74,7 +74,8 @@ def read_stix(path: Path, document: Mapping[str, Any], notes: Notes) -> Iterator
             notes.skip(where, f"pattern_type {indicator.get('pattern_type')!r} is not a STIX pattern")
             continue
         try:
-            atoms = [a for a in _atoms(create_pattern_object(indicator.pattern, version=version))
+            grammar = "2.0" if str(indicator.get("pattern_version") or version).startswith("2.0") else "2.1"
+            atoms = [a for a in _atoms(create_pattern_object(indicator.pattern, version=grammar))
                      if a.kind not in _CONSTRAINTS]
         except Exception as exc:  # noqa: BLE001 - stix2's parser raises bare Exception subclasses of its grammar
             notes.skip(where, f"pattern does not parse ({type(exc).__name__})")

@@ -265,3 +265,19 @@ def test_several_files_in_order() -> None:
     assert [(r["source_format"], r["value"]) for r in rows] == [
         ("feodo-txt", "198.51.100.61"), ("feodo-txt", "198.51.100.62"),
         ("threatfox-json", "203.0.113.36"), ("threatfox-json", "e25d8692760ac0222f33c71a68359b30")]
+
+
+def test_stix_20_bundle(tmp_path: Path) -> None:
+    # STIX 2.0 (OASIS STIX 2.0 part 1): spec_version on the bundle, labels required, no pattern_type
+    bundle = {"type": "bundle", "id": "bundle--5d0092c5-5f74-4287-9642-33f4c354e56d", "spec_version": "2.0",
+              "objects": [{"type": "indicator", "id": "indicator--a932fcc6-e032-476c-826f-cb970a5a1ade",
+                           "created": "2017-01-01T00:00:00.000Z", "modified": "2017-01-01T00:00:00.000Z",
+                           "labels": ["malicious-activity"], "valid_from": "2017-01-01T00:00:00Z",
+                           "pattern": "[ipv4-addr:value = '192.0.2.9']"}]}
+    path = tmp_path / "bundle20.json"
+    path.write_text(json.dumps(bundle))
+    rows, notes = load(path)
+    assert rows == [expected("ipv4", "192.0.2.9", path, "stix",
+                             indicator_id="indicator--a932fcc6-e032-476c-826f-cb970a5a1ade",
+                             valid_from=utc("2017-01-01T00:00:00"), tags=["malicious-activity"])]
+    assert notes == []
