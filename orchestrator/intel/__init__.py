@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,8 @@ def sniff(path: Path) -> tuple[str, Loader]:
     """(format name, loader) for ``path`` by its content; an InputError when it is no intel format connhunt reads."""
     with open_input(path, "an intel file") as handle:
         head = handle.read(1 << 16)
+        if head.startswith((b"PK\x03\x04", b"\x1f\x8b")):
+            raise InputError(f"{path}: {_archive(path, head)}")
         if not head.lstrip(b"\xef\xbb\xbf \t\r\n"):
             raise InputError(f"{path}: empty file, no IOC")
         if head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] in (b"{", b"["):
@@ -83,6 +86,19 @@ def sniff(path: Path) -> tuple[str, Loader]:
 
         return "Feodo Tracker list", feodo_txt
     return "IOC list", read_plain
+
+
+def _archive(path: Path, head: bytes) -> str:
+    """What to do with a compressed download (ThreatFox and abuse.ch offer zips): unpack it first, by name."""
+    if head.startswith(b"\x1f\x8b"):
+        return "a gzip file; gunzip it and give connhunt the file inside"
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = [info.filename for info in archive.infolist() if not info.is_dir()]
+    except (zipfile.BadZipFile, OSError):
+        members = []
+    inside = f": {', '.join(members[:5])}" if members else ""
+    return f"a zip archive; unzip it and give connhunt the file(s) inside{inside}"
 
 
 def _sniff_json(path: Path, data: bytes) -> tuple[str, Loader]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import shutil
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -164,3 +166,13 @@ def test_stix_invalid_indicators_are_counted_by_id(tmp_path: Path) -> None:
         f"(first at {path}: indicator--22222222-2222-4222-8222-222222222222)",
         f"{path}: skipped 1 indicator(s): not a valid STIX 2.1 indicator (MissingPropertiesError) "
         f"(first at {path}: indicator--11111111-1111-4111-8111-111111111111)"]
+
+
+def test_compressed_downloads_are_named_not_guessed(tmp_path: Path) -> None:
+    archive = tmp_path / "full.csv.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.write(DATA / "threatfox_recent.csv", "full.csv")
+    assert error_of(archive) == f"{archive}: a zip archive; unzip it and give connhunt the file(s) inside: full.csv"
+    packed = tmp_path / "ipblocklist.csv.gz"
+    packed.write_bytes(gzip.compress((DATA / "feodo_ipblocklist.csv").read_bytes()))
+    assert error_of(packed) == f"{packed}: a gzip file; gunzip it and give connhunt the file inside"
