@@ -12,6 +12,7 @@ A feed's ``hashes.csv`` holds MD5 digests of values, not values, and is refused 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from orchestrator.errors import InputError
 from orchestrator.intel.model import IocRow, Notes, address_kind, ioc_row, split_port
 from orchestrator.schema import SchemaError
 
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 # MISP attribute type -> how its value splits into (kind, value, port) IOCs
 _ADDRESS = ("ip-dst", "ip-src")
 _ADDRESS_PORT = ("ip-dst|port", "ip-src|port")
@@ -56,6 +58,8 @@ def read_misp(path: Path, document: Any, notes: Notes) -> Iterator[IocRow]:
 
 def read_misp_manifest(path: Path, document: Mapping[str, Any], notes: Notes) -> Iterator[IocRow]:
     for uuid in document:
+        if not _UUID.fullmatch(uuid):  # the key names a file beside the manifest: never a path elsewhere
+            raise InputError(f"{path}: manifest key {uuid[:60]!r} is not an event uuid")
         event_path = path.parent / f"{uuid}.json"
         try:
             event_doc = json.loads(event_path.read_bytes())

@@ -176,3 +176,9 @@ def test_compressed_downloads_are_named_not_guessed(tmp_path: Path) -> None:
     packed = tmp_path / "ipblocklist.csv.gz"
     packed.write_bytes(gzip.compress((DATA / "feodo_ipblocklist.csv").read_bytes()))
     assert error_of(packed) == f"{packed}: a gzip file; gunzip it and give connhunt the file inside"
+
+
+def test_misp_manifest_keys_must_be_event_uuids(tmp_path: Path) -> None:
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps({"../../etc/secrets": {"info": "x", "timestamp": 1}}))
+    assert error_of(manifest) == f"{manifest}: manifest key '../../etc/secrets' is not an event uuid"
