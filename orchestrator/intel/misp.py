@@ -22,6 +22,10 @@ from orchestrator.intel.model import IocRow, Notes, address_kind, ioc_row, split
 from orchestrator.schema import SchemaError
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+# galaxies whose clusters name a malware family or an actor (the MISP galaxy types of misp-galaxy)
+_FAMILY_GALAXIES = {"malpedia", "mitre-malware", "mitre-tool", "threat-actor", "mitre-intrusion-set", "ransomware",
+                    "rat", "botnet", "tool", "backdoor", "stealer", "banker", "android", "exploit-kit"}
+_GALAXY_TAG = re.compile(r'misp-galaxy:([\w-]+)="(.+)"')
 # MISP attribute type -> how its value splits into (kind, value, port) IOCs
 _ADDRESS = ("ip-dst", "ip-src")
 _ADDRESS_PORT = ("ip-dst|port", "ip-src|port")
@@ -86,8 +90,26 @@ def _list(holder: Mapping[str, Any], key: str, path: Path, where: str) -> list[A
     return value
 
 
+def _families(event: Mapping[str, Any], tags: list[str]) -> list[str]:
+    """The malware / actor names the event's galaxy clusters (or their misp-galaxy tags) give."""
+    names = []
+    for galaxy in event.get("Galaxy") or []:
+        if isinstance(galaxy, Mapping) and galaxy.get("type") in _FAMILY_GALAXIES:
+            names += [str(c["value"]) for c in galaxy.get("GalaxyCluster") or []
+                      if isinstance(c, Mapping) and c.get("value")]
+    for tag in tags:
+        match = _GALAXY_TAG.fullmatch(tag)
+        if match and match.group(1) in _FAMILY_GALAXIES:
+            names.append(match.group(2))
+    return list(dict.fromkeys(names))
+
+
 def _event(path: Path, event: Mapping[str, Any], where: str, notes: Notes) -> Iterator[IocRow]:
-    context = {"name": event.get("info"), "tags": _tags(event)}
+    tags = _tags(event)
+    families = _families(event, tags)
+    # the threat's name is the family the event's galaxies give; the event's title is then its description
+    context = {"name": ", ".join(families) or event.get("info"), "info": event.get("info") if families else None,
+               "tags": tags}
     for index, attribute in enumerate(_list(event, "Attribute", path, where)):
         yield from _attribute(path, attribute, f"{where}.Attribute[{index}]", context, notes)
     for o_index, obj in enumerate(_list(event, "Object", path, where)):
@@ -115,7 +137,8 @@ def _attribute(path: Path, attribute: Any, where: str, context: Mapping[str, Any
             notes.skip(located, f"attribute type {kind_of!r} is not matchable")
             return
         rows = [ioc_row(kind, part, port=port, source_file=str(path), source_format="misp",
-                        indicator_id=attribute.get("uuid"), name=context["name"], description=attribute.get("comment"),
+                        indicator_id=attribute.get("uuid"), name=context["name"],
+                        description=attribute.get("comment") or context["info"],
                         first_seen=attribute.get("first_seen"), last_seen=attribute.get("last_seen"),
                         tags=[*context["tags"], *_tags(attribute)]) for kind, part, port in parts]
     except SchemaError as exc:

@@ -31,7 +31,7 @@ class IocRow(TypedDict):
     value: str
     network: bool  # value is a CIDR network (match remote_ip by containment), not one address
     port: Annotated[int, "INTEGER"] | None  # ip:port / domain:port IOCs (ThreatFox, Feodo, MISP ip-dst|port)
-    # The host part of a URL (lower-case domain or canonical IP), so that a URL IOC can be matched on DNS queries and
+    # The host part of a URL (canonical domain or IP), so that a URL IOC can be matched on DNS queries and
     # remote addresses as weaker evidence; never emitted as a domain IOC of its own, since a URL on a shared host
     # (a code-hosting site, a CDN) does not make the whole host malicious.
     host: str | None
@@ -158,9 +158,15 @@ def canonical_address(text: str) -> tuple[str, bool]:
 
 
 def canonical_domain(text: str) -> str:
+    """Lower-case, no trailing dot, IDN labels in their ASCII (punycode) form as DNS queries carry them."""
     name = text.strip().rstrip(".").lower()
     if not _DOMAIN.fullmatch(name) or name.replace(".", "").isdigit():
         raise SchemaError(f"not a domain name: {text!r}")
+    if not name.isascii():
+        try:
+            name = name.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise SchemaError(f"not a domain name: {text!r}") from None
     return name
 
 
@@ -180,6 +186,10 @@ def url_host(url: str) -> str | None:
         return None
     try:
         return canonical_ip(host)
+    except SchemaError:
+        pass
+    try:
+        return canonical_domain(host)  # punycode, like a domain IOC, so both match the same DNS query
     except SchemaError:
         return host.rstrip(".").lower()
 

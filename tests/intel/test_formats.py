@@ -78,12 +78,13 @@ def test_stix_in_list_and_repeats(tmp_path: Path) -> None:
 def test_misp_event_attributes_and_objects() -> None:
     path = DATA / "misp_event.json"
     rows, notes = load(path)
-    event = dict(name="InventedRAT campaign against invented-corp",
+    # the galaxy cluster names the family; the event's title describes attributes that carry no comment
+    event = dict(name="InventedRAT", description="InventedRAT campaign against invented-corp",
                  tags=["tlp:green", 'misp-galaxy:malpedia="InventedRAT"'])
     assert rows == [
         expected("ipv4", "198.51.100.31", path, "misp", indicator_id="7c86ee6f-14a6-4109-9b73-fb4e82538be8",
-                 description="C2 server", first_seen=utc("2026-10-03T10:00:00"), last_seen=utc("2026-10-05T12:30:00"),
-                 **{**event, "tags": [*event["tags"], "kill-chain:command-and-control"]}),
+                 first_seen=utc("2026-10-03T10:00:00"), last_seen=utc("2026-10-05T12:30:00"),
+                 **{**event, "description": "C2 server", "tags": [*event["tags"], "kill-chain:command-and-control"]}),
         expected("ipv4", "198.51.100.32", path, "misp", port=8443, indicator_id="f5bd213a-b9db-467f-8b70-27798b167b94",
                  **event),
         expected("domain", "update.invented-corp.example", path, "misp",
@@ -258,6 +259,15 @@ def test_formats_are_told_by_content_not_name(tmp_path: Path) -> None:
                      "feodo_ipblocklist.csv": "Feodo Tracker CSV", "feodo_ipblocklist.txt": "Feodo Tracker list",
                      "iocs.txt": "IOC list"}
     assert manifest == "MISP feed manifest"
+
+
+def test_idn_domains_are_stored_as_dns_carries_them(tmp_path: Path) -> None:
+    path = tmp_path / "list.txt"
+    path.write_text("Bücher-Invented.Example.\nhttps://bücher-invented.example/x\n", encoding="utf-8")
+    rows, _ = load(path)
+    assert rows == [expected("domain", "xn--bcher-invented-gsb.example", path, "plain", source_line=1),
+                    expected("url", "https://bücher-invented.example/x", path, "plain", source_line=2,
+                             host="xn--bcher-invented-gsb.example")]
 
 
 def test_several_files_in_order() -> None:
