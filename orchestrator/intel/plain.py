@@ -1,8 +1,9 @@
 """Reads a plain IOC list: one indicator per line, its kind inferred per line, ``#`` comments.
 
-The same reader takes abuse.ch Feodo Tracker's ``ipblocklist.txt`` (and ``ipblocklist_recommended.txt``): a ``#``
-banner naming the list, then one IP address per line. Lists passed around by hand are often defanged
-(``hxxp://``, ``evil[.]example``), so each value is refanged before its kind is inferred.
+Hosts-file blocklists (``0.0.0.0 evil.example``) read as the domain. The same reader takes abuse.ch Feodo
+Tracker's ``ipblocklist.txt`` (and ``ipblocklist_recommended.txt``): a ``#`` banner naming the list, then one IP
+address per line. Lists passed around by hand are often defanged (``hxxp://``, ``evil[.]example``), so each value
+is refanged before its kind is inferred.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from orchestrator.schema import SchemaError
 _REFANG = ((re.compile(r"\[\.\]|\(\.\)|\{\.\}|\[dot\]|\(dot\)", re.IGNORECASE), "."),
            (re.compile(r"\[:\]"), ":"), (re.compile(r"\[/\]"), "/"), (re.compile(r"\[://\]"), "://"),
            (re.compile(r"^hxxp", re.IGNORECASE), "http"), (re.compile(r"^fxp", re.IGNORECASE), "ftp"))
+_SINKHOLES = ("0.0.0.0", "127.0.0.1", "::", "::1")  # the address a hosts-file blocklist points names at
 _HEX = re.compile(r"[0-9a-fA-F]+")
 
 
@@ -74,7 +76,10 @@ def read_plain(path: Path, notes: Notes, *, source_format: str = "plain",
             continue
         text = line.split(" #", 1)[0].split("\t#", 1)[0].strip()  # a trailing comment
         where = f"{path}:{number}"
-        if any(c.isspace() for c in text):
+        words = text.split()
+        if len(words) == 2 and words[0] in _SINKHOLES:
+            text = words[1]  # a hosts-file blocklist line: "0.0.0.0 evil.example"
+        elif len(words) > 1:
             notes.skip(where, "more than one value on a line")
             continue
         try:

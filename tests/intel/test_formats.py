@@ -270,6 +270,17 @@ def test_idn_domains_are_stored_as_dns_carries_them(tmp_path: Path) -> None:
                              host="xn--bcher-invented-gsb.example")]
 
 
+def test_hosts_file_blocklist_lines_are_domains(tmp_path: Path) -> None:
+    path = tmp_path / "hosts"
+    path.write_text("# hosts-file blocklist\n127.0.0.1 localhost\n0.0.0.0 ads.invented.example\n"
+                    "0.0.0.0 a.invented.example b.invented.example\n")
+    rows, notes = load(path)
+    assert rows == [expected("domain", "ads.invented.example", path, "plain", source_line=3)]
+    assert notes == [f"{path}: skipped 1 indicator(s): more than one value on a line (first at {path}:4)",
+                     f"{path}: skipped 1 indicator(s): not an IP address, network, domain, URL or hash "
+                     f"(first at {path}:2)"]
+
+
 def test_several_files_in_order() -> None:
     rows, _ = load(DATA / "feodo_ipblocklist.txt", DATA / "threatfox_recent.json")
     assert [(r["source_format"], r["value"]) for r in rows] == [
