@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Annotated, Any, TypedDict
 from urllib.parse import urlsplit
@@ -69,40 +69,27 @@ class Notes:
         self._counts[reason] += 1
         self._first.setdefault(reason, where)
 
-    @property
-    def skipped(self) -> int:
-        return sum(self._counts.values())
-
     def lines(self) -> list[str]:
         return [f"{self.source_file}: skipped {count} indicator(s): {reason} (first at {self._first[reason]})"
                 for reason, count in sorted(self._counts.items())]
 
 
-def ioc_row(kind: str, value: str, *, source_file: str, source_format: str, **fields: Any) -> IocRow:
-    """A complete IocRow: ``value`` canonicalised for ``kind`` (SchemaError if it is not one), the rest defaulted."""
+def ioc_row(kind: str, value: str, *, source_file: str, source_format: str, port: int | None = None,
+            conjunctive: bool = False, source_line: int | None = None, indicator_id: Any = None, name: Any = None,
+            description: Any = None, confidence: Any = None, valid_from: Any = None, valid_until: Any = None,
+            first_seen: Any = None, last_seen: Any = None, tags: Iterable[Any] | None = None,
+            reference: Any = None) -> IocRow:
+    """A complete IocRow: ``value`` canonicalised for ``kind``, the feed's loose fields checked (SchemaError)."""
     value, network = canonical_value(kind, value)
-    tags = fields.pop("tags", None) or []
-    port = fields.pop("port", None)
     if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535):
         raise SchemaError(f"port out of range: {port!r}")
     return IocRow(kind=kind, value=value, network=network, port=port,
-                  host=url_host(value) if kind == "url" else None, conjunctive=fields.pop("conjunctive", False),
-                  source_file=source_file, source_format=source_format, source_line=fields.pop("source_line", None),
-                  indicator_id=_text(fields.pop("indicator_id", None)), name=_text(fields.pop("name", None)),
-                  description=_text(fields.pop("description", None)),
-                  confidence=confidence(fields.pop("confidence", None)),
-                  valid_from=time_or_none(fields.pop("valid_from", None)),
-                  valid_until=time_or_none(fields.pop("valid_until", None)),
-                  first_seen=time_or_none(fields.pop("first_seen", None)),
-                  last_seen=time_or_none(fields.pop("last_seen", None)),
-                  tags=[str(tag) for tag in tags if str(tag).strip()], reference=_text(fields.pop("reference", None)),
-                  **_no_more(fields))
-
-
-def _no_more(fields: dict[str, Any]) -> dict[str, Any]:
-    if fields:  # a loader misspelling a column is a bug, not bad input
-        raise TypeError(f"unknown IocRow field(s): {', '.join(sorted(fields))}")
-    return {}
+                  host=url_host(value) if kind == "url" else None, conjunctive=conjunctive, source_file=source_file,
+                  source_format=source_format, source_line=source_line, indicator_id=_text(indicator_id),
+                  name=_text(name), description=_text(description), confidence=confidence_of(confidence),
+                  valid_from=time_or_none(valid_from), valid_until=time_or_none(valid_until),
+                  first_seen=time_or_none(first_seen), last_seen=time_or_none(last_seen),
+                  tags=[str(tag) for tag in tags or [] if str(tag).strip()], reference=_text(reference))
 
 
 def _text(value: Any) -> str | None:
@@ -202,7 +189,7 @@ def split_port(text: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def confidence(value: Any) -> int | None:
+def confidence_of(value: Any) -> int | None:
     """The feed's confidence as an integer 0-100, or None; SchemaError when it is something else."""
     if value is None or value == "" or value == "None":
         return None

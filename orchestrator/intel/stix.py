@@ -25,7 +25,7 @@ import stix2.patterns as sp
 from stix2.pattern_visitor import create_pattern_object
 
 from orchestrator.errors import InputError
-from orchestrator.intel.model import IocRow, Notes, address_kind, confidence, ioc_row
+from orchestrator.intel.model import IocRow, Notes, address_kind, confidence_of, ioc_row
 from orchestrator.schema import SchemaError
 
 _HASHES = {"sha-256": "sha256", "sha256": "sha256", "md5": "md5", "sha-1": "sha1", "sha1": "sha1"}
@@ -53,7 +53,7 @@ def read_stix(path: Path, document: Mapping[str, Any], notes: Notes) -> Iterator
     if not isinstance(objects, list):
         raise InputError(f"{path}: STIX bundle {document.get('id')}: 'objects' must be a list")
     default_version = "2.0" if document.get("spec_version") == "2.0" else "2.1"
-    threats = _threat_names(path, objects)
+    threats = _threat_names(objects)
     for index, obj in enumerate(objects):
         if not isinstance(obj, Mapping):
             raise InputError(f"{path}: STIX bundle objects[{index}]: expected a JSON object")
@@ -95,7 +95,7 @@ def _rows(path: Path, where: str, indicator: Any, atoms: list[_Atom], threat: st
                       if ref.get("url") or ref.get("external_id")), None)
     tags = [*indicator.get("labels", []), *indicator.get("indicator_types", [])]
     try:
-        score = confidence(indicator.get("confidence"))  # stix2 does not bound it; one note per indicator
+        score = confidence_of(indicator.get("confidence"))  # stix2 does not bound it; one note per indicator
     except SchemaError as exc:
         notes.skip(where, str(exc))
         return
@@ -109,7 +109,7 @@ def _rows(path: Path, where: str, indicator: Any, atoms: list[_Atom], threat: st
             notes.skip(where, str(exc).split(":", 1)[0])
 
 
-def _threat_names(path: Path, objects: list[Any]) -> dict[str, str]:
+def _threat_names(objects: list[Any]) -> dict[str, str]:
     """indicator id -> the names of what it ``indicates`` (malware, intrusion set...), from the bundle's SROs."""
     names = {obj.get("id"): obj.get("name") for obj in objects
              if isinstance(obj, Mapping) and obj.get("type") in _THREATS and obj.get("name")}
