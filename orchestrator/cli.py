@@ -249,6 +249,7 @@ def _register_command_groups() -> None:
 
     cli_fleet.register(app)
     cli_lab.register(app)
+    __import__("orchestrator.cli_rules", fromlist=["register"]).register(app)  # rules, pivot
 
 
 def main() -> None:
