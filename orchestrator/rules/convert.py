@@ -39,7 +39,7 @@ class _Variant:
     pipeline: Callable[[str], Any]  # the rule's logsource category -> processing pipeline (or None)
 
 
-def _drop_initiated() -> Any:
+def drop_initiated_pipeline() -> Any:
     """ECS and ASIM map Sysmon's Initiated to a direction field whose values are words, never 'true'/'false':
     keeping it would make the query match nothing, so it is dropped for those targets."""
     from sigma.processing.conditions import IncludeFieldCondition
@@ -51,7 +51,7 @@ def _drop_initiated() -> Any:
         field_name_conditions=[IncludeFieldCondition(fields=["Initiated"])])])
 
 
-def _falcon_file_name() -> Any:
+def falcon_file_name_pipeline() -> Any:
     """Falcon's network and DNS events carry only the image's file name: match a Windows full path by its name."""
     from sigma.processing.conditions import IncludeFieldCondition, LogsourceCondition
     from sigma.processing.pipeline import ProcessingItem, ProcessingPipeline
@@ -80,7 +80,7 @@ def _variants(target: Target) -> list[_Variant]:
 
         # ASIM has a DNS schema (the _Im_Dns parser); the backend picks tables by category and has none for DNS.
         def asim(category: str) -> Any:
-            return _drop_initiated() + sentinel_asim_pipeline(
+            return drop_initiated_pipeline() + sentinel_asim_pipeline(
                 query_table="_Im_Dns" if category == "dns_query" else None)
 
         return [_Variant("Defender for Endpoint (KQL)", KustoBackend, lambda _: microsoft_xdr_pipeline()),
@@ -91,13 +91,13 @@ def _variants(target: Target) -> list[_Variant]:
 
         backend = ESQLBackend if target is Target.esql else EqlBackend
         return [_Variant(f"Elastic {'ES|QL' if target is Target.esql else 'EQL'} (ECS)", backend,
-                         lambda _: _drop_initiated() + ecs_windows())]
+                         lambda _: drop_initiated_pipeline() + ecs_windows())]
     if target is Target.logscale:
         from sigma.backends.crowdstrike import LogScaleBackend
         from sigma.pipelines.crowdstrike import crowdstrike_falcon_pipeline
 
         return [_Variant("CrowdStrike Falcon LogScale", LogScaleBackend,
-                         lambda _: _falcon_file_name() + crowdstrike_falcon_pipeline())]
+                         lambda _: falcon_file_name_pipeline() + crowdstrike_falcon_pipeline())]
     if target is Target.sqlite:
         from sigma.backends.sqlite import sqliteBackend
 
