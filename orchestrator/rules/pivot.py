@@ -13,10 +13,9 @@ def pivot_rules(facts: FindingFacts) -> list[Rule]:
     """One rule per indicator the finding has (destination, domain, hash), for each OS the fleet may run."""
     indicators: list[tuple[str, str, dict[str, object]]] = []
     if facts.remote_ip:
-        selection = network_selection(image={}, ips=[facts.remote_ip],
-                                      ports=[facts.remote_port] if facts.remote_port else [], initiated=None)
-        where = f"{facts.remote_ip}:{facts.remote_port}" if facts.remote_port else facts.remote_ip
-        indicators.append(("destination", "network_connection", {"selection": selection, "what": where}))
+        # The address on any port: an implant's other channels to the same server count too.
+        selection = network_selection(image={}, ips=[facts.remote_ip], initiated=None)
+        indicators.append(("destination", "network_connection", {"selection": selection, "what": facts.remote_ip}))
     if facts.domain:
         indicators.append(("domain", "dns_query",
                            {"selection": {"QueryName": facts.domain}, "selection_sub":

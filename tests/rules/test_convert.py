@@ -41,17 +41,23 @@ BACKENDS: dict[str, list[tuple[str, Callable[[str], Any]]]] = {
 
 
 def expected_output(rules: list[dict[str, Any]], target: str) -> str:
+    return expected_groups([[rule] for rule in rules], target)
+
+
+def expected_groups(groups: list[list[dict[str, Any]]], target: str) -> str:
+    """Each group (a correlation after its base rule) straight through the backend."""
     attack.use_local_data()
     queries = []
-    for rule in rules:
+    for group in groups:
+        head = group[-1]
         for dialect, make in BACKENDS[target]:
             try:
-                out = make(rule["logsource"]["category"]).convert(SigmaCollection.from_dicts([rule]))
+                out = make(group[0]["logsource"]["category"]).convert(SigmaCollection.from_dicts(group))
             except Exception as exc:  # the backend's own refusal, first line, as connhunt prints it
-                queries.append(Query(target, dialect, rule["id"], rule["title"], None, str(exc).splitlines()[0]))
+                queries.append(Query(target, dialect, head["id"], head["title"], None, str(exc).splitlines()[0]))
                 continue
             for query in [out] if isinstance(out, str) else out:
-                queries.append(Query(target, dialect, rule["id"], rule["title"], str(query)))
+                queries.append(Query(target, dialect, head["id"], head["title"], str(query)))
     return render(queries)
 
 
