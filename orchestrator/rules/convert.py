@@ -39,16 +39,27 @@ class _Variant:
     pipeline: Callable[[str], Any]  # the rule's logsource category -> processing pipeline (or None)
 
 
-def drop_initiated_pipeline() -> Any:
-    """ECS and ASIM map Sysmon's Initiated to a direction field whose values are words, never 'true'/'false':
-    keeping it would make the query match nothing, so it is dropped for those targets."""
+def direction_pipeline(outbound: str | list[str], inbound: str | list[str]) -> Any:
+    """ECS and ASIM map Sysmon's Initiated to a direction field whose values are words, not 'true'/'false':
+    translate the value so the query still tells a connection out from one accepted."""
     from sigma.processing.conditions import IncludeFieldCondition
     from sigma.processing.pipeline import ProcessingItem, ProcessingPipeline
-    from sigma.processing.transformations import DropDetectionItemTransformation
+    from sigma.processing.transformations import MapStringTransformation
 
-    return ProcessingPipeline(name="connhunt: drop Initiated", priority=5, items=[ProcessingItem(
-        identifier="connhunt_drop_initiated", transformation=DropDetectionItemTransformation(),
+    return ProcessingPipeline(name="connhunt: Initiated as a direction", priority=5, items=[ProcessingItem(
+        identifier="connhunt_initiated_direction",
+        transformation=MapStringTransformation({"true": outbound, "false": inbound}),
         field_name_conditions=[IncludeFieldCondition(fields=["Initiated"])])])
+
+
+# ECS network.direction (Elastic Defend writes egress/ingress; the ECS list also has outbound/inbound).
+def ecs_direction_pipeline() -> Any:
+    return direction_pipeline(["egress", "outbound"], ["ingress", "inbound"])
+
+
+# ASIM NetworkDirection: Inbound, Outbound, Local, NA.
+def asim_direction_pipeline() -> Any:
+    return direction_pipeline("Outbound", "Inbound")
 
 
 def falcon_file_name_pipeline() -> Any:
@@ -66,6 +77,25 @@ def falcon_file_name_pipeline() -> Any:
         field_name_conditions=[IncludeFieldCondition(fields=["Image"])])])
 
 
+# ECS names of the Sysmon-taxonomy fields connhunt's rules use, as Elastic Defend and Auditbeat write them on Linux.
+# The backend's own ecs_windows pipeline maps Windows rules only; without this, a Linux rule would query Sysmon's
+# names, which no Elastic index has. (Hashes stays as is: ECS keeps one field per algorithm, not KEY=HEX lists.)
+_ECS_LINUX = {"Image": "process.executable", "CommandLine": "process.command_line", "ProcessId": "process.pid",
+              "User": "user.name", "DestinationIp": "destination.ip", "DestinationPort": "destination.port",
+              "SourceIp": "source.ip", "SourcePort": "source.port", "QueryName": "dns.question.name",
+              "Initiated": "network.direction"}
+
+
+def ecs_linux_pipeline() -> Any:
+    from sigma.processing.conditions import LogsourceCondition
+    from sigma.processing.pipeline import ProcessingItem, ProcessingPipeline
+    from sigma.processing.transformations import FieldMappingTransformation
+
+    return ProcessingPipeline(name="connhunt: ECS field names on Linux", priority=20, items=[ProcessingItem(
+        identifier="connhunt_ecs_linux", transformation=FieldMappingTransformation(dict(_ECS_LINUX)),
+        rule_conditions=[LogsourceCondition(product="linux")])])
+
+
 def _variants(target: Target) -> list[_Variant]:
     if target is Target.splunk:
         from sigma.backends.splunk import SplunkBackend
@@ -80,7 +110,7 @@ def _variants(target: Target) -> list[_Variant]:
 
         # ASIM has a DNS schema (the _Im_Dns parser); the backend picks tables by category and has none for DNS.
         def asim(category: str) -> Any:
-            return drop_initiated_pipeline() + sentinel_asim_pipeline(
+            return asim_direction_pipeline() + sentinel_asim_pipeline(
                 query_table="_Im_Dns" if category == "dns_query" else None)
 
         return [_Variant("Defender for Endpoint (KQL)", KustoBackend, lambda _: microsoft_xdr_pipeline()),
@@ -91,7 +121,7 @@ def _variants(target: Target) -> list[_Variant]:
 
         backend = ESQLBackend if target is Target.esql else EqlBackend
         return [_Variant(f"Elastic {'ES|QL' if target is Target.esql else 'EQL'} (ECS)", backend,
-                         lambda _: drop_initiated_pipeline() + ecs_windows())]
+                         lambda _: ecs_direction_pipeline() + ecs_windows() + ecs_linux_pipeline())]
     if target is Target.logscale:
         from sigma.backends.crowdstrike import LogScaleBackend
         from sigma.pipelines.crowdstrike import crowdstrike_falcon_pipeline

@@ -82,7 +82,7 @@ def _groups(scenario: Scenario, product: str, internal: Sequence[str]) -> list[t
         base_name = f"connhunt_pack_outbound_{product}"
         base = _named(_rule(scenario, "outbound", product, "network_connection",
                             {"selection": network_selection(image={}),
-                             "filter_internal": {"DestinationIp|cidr": list(internal)},
+                             "filter_internal": {"DestinationIp|cidr": [*internal, "127.0.0.0/8", "::1/128"]},
                              "condition": "selection and not filter_internal"}, ["T1071"],
                             "outbound connection to an external address",
                             "Every outbound connection to an address outside the internal networks "

@@ -21,7 +21,15 @@ from sigma.pipelines.splunk import splunk_windows_pipeline
 from sigma.pipelines.sysmon import sysmon_pipeline
 
 from orchestrator.rules import attack, generator
-from orchestrator.rules.convert import Query, Target, drop_initiated_pipeline, falcon_file_name_pipeline, render
+from orchestrator.rules.convert import (
+    Query,
+    Target,
+    asim_direction_pipeline,
+    ecs_direction_pipeline,
+    ecs_linux_pipeline,
+    falcon_file_name_pipeline,
+    render,
+)
 from orchestrator.rules.report_input import load_findings
 from tests.conftest import run_connhunt
 from tests.rules.scenario import SYSMON_FIXTURE
@@ -30,10 +38,12 @@ from tests.rules.scenario import SYSMON_FIXTURE
 BACKENDS: dict[str, list[tuple[str, Callable[[str], Any]]]] = {
     "splunk": [("Splunk SPL (Sysmon)", lambda c: SplunkBackend(sysmon_pipeline() + splunk_windows_pipeline()))],
     "kusto": [("Defender for Endpoint (KQL)", lambda c: KustoBackend(microsoft_xdr_pipeline())),
-              ("Sentinel ASIM (KQL)", lambda c: KustoBackend(drop_initiated_pipeline() + sentinel_asim_pipeline(
+              ("Sentinel ASIM (KQL)", lambda c: KustoBackend(asim_direction_pipeline() + sentinel_asim_pipeline(
                   query_table="_Im_Dns" if c == "dns_query" else None)))],
-    "esql": [("Elastic ES|QL (ECS)", lambda c: ESQLBackend(drop_initiated_pipeline() + ecs_windows()))],
-    "eql": [("Elastic EQL (ECS)", lambda c: EqlBackend(drop_initiated_pipeline() + ecs_windows()))],
+    "esql": [("Elastic ES|QL (ECS)",
+              lambda c: ESQLBackend(ecs_direction_pipeline() + ecs_windows() + ecs_linux_pipeline()))],
+    "eql": [("Elastic EQL (ECS)",
+             lambda c: EqlBackend(ecs_direction_pipeline() + ecs_windows() + ecs_linux_pipeline()))],
     "logscale": [("CrowdStrike Falcon LogScale",
                   lambda c: LogScaleBackend(falcon_file_name_pipeline() + crowdstrike_falcon_pipeline()))],
     "sqlite": [("SQLite", lambda c: sqliteBackend())],
@@ -81,10 +91,12 @@ def test_cli_prints_the_backends_output(scored, windows_report, target: str) -> 
         assert "# not convertible" not in expected or target == "kusto"  # XDR has no DNS table mapping
 
 
-def test_pipelines_connhunt_adds_do_their_job(windows_report) -> None:
+def test_pipelines_connhunt_adds_do_their_job(scored, windows_report) -> None:
+    linux = expected_output(generator.rules_for_all(load_findings(scored.report)), "esql")
+    assert "process.executable==" in linux and "Image" not in linux and "dns.question.name" in linux
     rules = generator.rules_for_all(load_findings(windows_report))
     esql = expected_output(rules, "esql")
-    assert "network.direction" not in esql and "destination.port==4444" in esql
+    assert 'network.direction in ("egress", "outbound")' in esql and "destination.port==4444" in esql
     falcon = expected_output(rules, "logscale")
     assert "not convertible" not in falcon and "ContextBaseFileName=/^x\\.exe$/i" in falcon
 
