@@ -10,7 +10,7 @@ import yaml
 
 from orchestrator.resources import artifacts_dir
 from orchestrator.rules import packs, validate
-from orchestrator.rules.convert import Target, convert
+from orchestrator.rules.convert import Target, convert, convert_group, render
 from orchestrator.rules.packs import Scenario
 from tests.conftest import run_connhunt
 from tests.rules.scenario import BACKDOOR, network_events, run_sql
@@ -26,8 +26,17 @@ def test_pack_rules_are_clean_and_stable(scenario: Scenario) -> None:
     assert {r.get("logsource", {}).get("product") for r in rules if "logsource" in r} == {"windows", "linux"}
 
 
-@pytest.mark.parametrize("scenario,target", [(s, t) for s in Scenario for t in ("splunk", "esql")]
-                         + [(Scenario.shell, "kusto"), (Scenario.c2_port, "logscale"), (Scenario.miner, "eql")])
+@pytest.mark.parametrize("scenario", list(Scenario))
+def test_pack_queries_are_the_backends_output(scenario: Scenario) -> None:
+    hunt = packs.pack(scenario)
+    for target in ("splunk", "kusto", "esql", "eql", "logscale", "sqlite"):
+        queries = [q for group in hunt.groups for q in convert_group(list(group), Target(target))]
+        assert render(queries) == expected_groups([list(g) for g in hunt.groups], target)
+
+
+# One CLI run per scenario, each with another target (every target is covered); the CLI adds the VQL and SQL.
+@pytest.mark.parametrize("scenario,target", list(zip(Scenario, ("splunk", "kusto", "esql", "eql", "logscale",
+                                                                 "sqlite"), strict=True)))
 def test_pack_cli_prints_backend_output_vql_and_osquery(scenario: Scenario, target: str) -> None:
     hunt = packs.pack(scenario)
     result = run_connhunt("rules", "--pack", scenario.value, "--target", target)
