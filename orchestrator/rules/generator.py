@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from orchestrator.config import Config
 from orchestrator.model import Finding
 from orchestrator.rules import attack
 from orchestrator.rules.facts import FindingFacts
@@ -26,6 +27,7 @@ LEVELS = {"Critical": "critical", "High": "high", "Medium": "medium", "Low": "lo
 # A stable namespace: the same finding always yields the same rule id, so re-running a hunt does not duplicate rules.
 NAMESPACE = uuid.UUID("3f6d1c52-3b1e-4d7a-9a55-0c0f7e1a2b3c")
 _DNS_TECHNIQUES = {"T1048.003", "T1071.004"}
+_SCAN_TECHNIQUE = "T1046"
 _CIDR = re.compile(r"\b([0-9a-fA-F:.]+/\d{1,3})\b")
 _TITLE_MAX = 256  # Sigma specification: title is at most 256 characters
 
@@ -153,18 +155,26 @@ def network_rule(facts: FindingFacts) -> Rule | None:
         port = facts.local_port or facts.remote_port
         if not image or not port:
             return None
-        selection = network_selection(image=image, ports=[port], initiated=False)
+        # Event sources differ on which side of an accepted connection they call "destination": the listening
+        # port is matched on either side, the direction says it was accepted.
+        detection: dict[str, Any] = {"selection": network_selection(image=image, initiated=False),
+                                     "port_destination": {"DestinationPort": port}, "port_source": {"SourcePort": port},
+                                     "condition": "selection and 1 of port_*"}
         what = f"accepting connections on port {port}"
     else:
         ips = [facts.remote_ip] if facts.remote_ip else []
         cidrs = [] if ips else _scan_cidrs(facts.destination)
+        if not ips and not cidrs and facts.technique == _SCAN_TECHNIQUE:
+            # A scan's finding summarises its targets ("internal network (79 hosts, 1 ports)"): match the binary
+            # reaching any internal network.
+            cidrs = list(Config().internal_networks)
         ports = [facts.remote_port] if facts.remote_port else []
         if not image or not (ips or cidrs or ports):
             return None
-        selection = network_selection(image=image, ips=ips, cidrs=cidrs, ports=ports)
+        detection = {"selection": network_selection(image=image, ips=ips, cidrs=cidrs, ports=ports),
+                     "condition": "selection"}
         what = f"connecting to {facts.destination}"
-    return make_rule(category="network_connection", detection={"selection": selection, "condition": "selection"},
-                     **_common(facts, "network", what))
+    return make_rule(category="network_connection", detection=detection, **_common(facts, "network", what))
 
 
 def dns_rule(facts: FindingFacts) -> Rule | None:

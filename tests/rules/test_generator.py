@@ -114,3 +114,17 @@ def test_format_sigma_is_the_generator_and_honours_min_risk(scored) -> None:
         findings = [f for f in load_findings(scored.report) if f.process_path in expected]
         assert [r["id"] for r in rules] == [r["id"] for r in generator.rules_for_all(findings)]
         assert validate.issues(rules) == []
+
+
+def test_listener_finding_matches_the_listening_port(scored) -> None:
+    """Findings about a listening port (direction/local_port arrive with the lead's Finding change)."""
+    finding = next(f for f in scored.document()["findings"] if f["process_path"] == BACKDOOR)
+    facts = FindingFacts.from_dict({**finding, "direction": "listener", "local_port": 31337, "remote_ip": None,
+                                    "remote_port": None, "destination": "listening on 0.0.0.0:31337"})
+    network = generator.network_rule(facts)
+    assert network["title"] == f"connhunt {facts.hunt_id}: updaterd accepting connections on port 31337"
+    assert network["detection"] == {"selection": {"Image": BACKDOOR, "Initiated": "false"},
+                                    "port_destination": {"DestinationPort": 31337},
+                                    "port_source": {"SourcePort": 31337},
+                                    "condition": "selection and 1 of port_*"}
+    assert validate.issues([network]) == []

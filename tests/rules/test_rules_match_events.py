@@ -74,3 +74,24 @@ def test_windows_rule_selects_the_sysmon_event_it_came_from(tmp_path) -> None:
     own = {e["event"] for e in events if e["Image"] == finding.process_path}
     assert len(own) == 1 and len(events) == 3  # firefox and System are the benign ones
     assert run_sql(events, query.query) == own
+
+
+def test_scan_rule_selects_the_scanners_connections_only(tmp_path) -> None:
+    """A scan finding names no one destination: its rule is the scanner reaching internal networks."""
+    from tests.conftest import at, connection
+    from tests.rules.scenario import records, score
+
+    scan = [connection(host="ws9", pid=555, process_name="masscan", process_path="/tmp/masscan",
+                       command_line="/tmp/masscan 10.20.0.0/24 -p22", exe_sha256="e" * 64,
+                       remote_ip=f"10.20.0.{i}", remote_port=22, state="SYN_SENT", local_port=50000 + i,
+                       first_seen=at(i / 10), last_seen=at(i / 10)) for i in range(1, 80)]
+    resolver = connection(host="ws9", pid=556, process_name="systemd-resolved", exe_sha256="a" * 64,
+                          process_path="/usr/lib/systemd/systemd-resolved", protocol="udp", remote_ip="10.0.0.53",
+                          remote_port=53, command_line="/usr/lib/systemd/systemd-resolved")
+    fleet = score(tmp_path, records() + scan + [resolver])
+    finding = next(f for f in load_findings(fleet.report) if f.process_path == "/tmp/masscan")
+    assert finding.technique == "T1046" and finding.remote_ip is None
+    network = generator.network_rule(finding)
+    (query,) = convert([network], Target.sqlite)
+    events = network_events(fleet.rows)
+    assert run_sql(events, query.query) == {e["event"] for e in events if e["Image"] == "/tmp/masscan"}
