@@ -48,13 +48,19 @@ def trim(bundle: dict[str, Any]) -> dict[str, Any]:
     return {"type": "bundle", "id": bundle.get("id", "bundle--connhunt-trimmed"), "objects": objects}
 
 
+_CACHE_DIR: tempfile.TemporaryDirectory[str] | None = None
+
+
 @cache
 def use_local_data() -> None:
     """Point pySigma's ATT&CK and D3FEND loaders at the vendored files, with a private cache directory (so the
     user's ~/.cache/pysigma is neither read nor cleared). Idempotent; call before validating or converting."""
     from sigma.data import mitre_attack, mitre_d3fend
 
-    cache_root = Path(tempfile.mkdtemp(prefix="connhunt-pysigma-"))
+    # pySigma caches what it loaded with diskcache; a directory of this process's own, removed at exit.
+    global _CACHE_DIR
+    _CACHE_DIR = tempfile.TemporaryDirectory(prefix="connhunt-pysigma-")
+    cache_root = Path(_CACHE_DIR.name)
     for module, name in ((mitre_attack, ATTACK_FILE), (mitre_d3fend, D3FEND_FILE)):
         module.set_cache_dir(str(cache_root / name))
         module.set_url(str(data_path(name)))

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from functools import cache
 from typing import Any
 
 from orchestrator.rules import attack, validate
@@ -135,6 +136,15 @@ def _variants(target: Target) -> list[_Variant]:
     raise ValueError(f"no query backend for target {target.value}")
 
 
+@cache
+def _backend(target: Target, index: int, category: str) -> Any:
+    """Backends are reused: building their pipelines is half the cost of a conversion, and each convert() starts
+    from the configured pipeline again."""
+    variant = _variants(target)[index]
+    pipeline = variant.pipeline(category)
+    return variant.backend(pipeline) if pipeline is not None else variant.backend()
+
+
 def convert_group(rules: Sequence[dict[str, Any]], target: Target) -> list[Query]:
     """Convert rules that belong together (a correlation and its base rules) into the target's queries; one
     Query per dialect and emitted query, or one with ``error`` when the backend cannot express the rules."""
@@ -144,11 +154,9 @@ def convert_group(rules: Sequence[dict[str, Any]], target: Target) -> list[Query
     head = rules[-1]  # a correlation comes after the rules it refers to
     category = str(rules[0].get("logsource", {}).get("category", ""))
     out = []
-    for variant in _variants(target):
+    for index, variant in enumerate(_variants(target)):
         try:
-            pipeline = variant.pipeline(category)
-            backend = variant.backend(pipeline) if pipeline is not None else variant.backend()
-            result = backend.convert(validate.parse(rules))
+            result = _backend(target, index, category).convert(validate.parse(rules))
         except (SigmaError, NotImplementedError) as exc:
             # pySigma's messages can run to a paragraph; the first line says what is missing.
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
