@@ -40,17 +40,27 @@ class _Variant:
     pipeline: Callable[[str], Any]  # the rule's logsource category -> processing pipeline (or None)
 
 
-def direction_pipeline(outbound: str | list[str], inbound: str | list[str]) -> Any:
-    """ECS and ASIM map Sysmon's Initiated to a direction field whose values are words, not 'true'/'false':
-    translate the value so the query still tells a connection out from one accepted."""
+def direction_pipeline(outbound: str | list[str], inbound: str | list[str], field: str | None = None) -> Any:
+    """ECS, ASIM and Defender record the direction as words, not Sysmon's Initiated 'true'/'false': translate the
+    value (and, where the backend's pipeline has no mapping for Initiated, the field) so the query still tells a
+    connection out from one accepted."""
     from sigma.processing.conditions import IncludeFieldCondition
     from sigma.processing.pipeline import ProcessingItem, ProcessingPipeline
-    from sigma.processing.transformations import MapStringTransformation
+    from sigma.processing.transformations import FieldMappingTransformation, MapStringTransformation
 
-    return ProcessingPipeline(name="connhunt: Initiated as a direction", priority=5, items=[ProcessingItem(
-        identifier="connhunt_initiated_direction",
-        transformation=MapStringTransformation({"true": outbound, "false": inbound}),
-        field_name_conditions=[IncludeFieldCondition(fields=["Initiated"])])])
+    items = [ProcessingItem(identifier="connhunt_initiated_direction",
+                            transformation=MapStringTransformation({"true": outbound, "false": inbound}),
+                            field_name_conditions=[IncludeFieldCondition(fields=["Initiated"])])]
+    if field:
+        items.append(ProcessingItem(identifier="connhunt_initiated_field",
+                                    transformation=FieldMappingTransformation({"Initiated": field})))
+    return ProcessingPipeline(name="connhunt: Initiated as a direction", priority=5, items=items)
+
+
+# Defender for Endpoint's DeviceNetworkEvents says it in ActionType (its pipeline drops Initiated otherwise).
+def xdr_direction_pipeline() -> Any:
+    return direction_pipeline(["ConnectionSuccess", "ConnectionAttempt", "ConnectionFailed", "ConnectionRequest"],
+                              "InboundConnectionAccepted", field="ActionType")
 
 
 # ECS network.direction (Elastic Defend writes egress/ingress; the ECS list also has outbound/inbound).
@@ -114,7 +124,8 @@ def _variants(target: Target) -> list[_Variant]:
             return asim_direction_pipeline() + sentinel_asim_pipeline(
                 query_table="_Im_Dns" if category == "dns_query" else None)
 
-        return [_Variant("Defender for Endpoint (KQL)", KustoBackend, lambda _: microsoft_xdr_pipeline()),
+        return [_Variant("Defender for Endpoint (KQL)", KustoBackend,
+                         lambda _: xdr_direction_pipeline() + microsoft_xdr_pipeline()),
                 _Variant("Sentinel ASIM (KQL)", KustoBackend, asim)]
     if target in (Target.esql, Target.eql):
         from sigma.backends.elasticsearch import EqlBackend, ESQLBackend

@@ -29,6 +29,7 @@ from orchestrator.rules.convert import (
     ecs_linux_pipeline,
     falcon_file_name_pipeline,
     render,
+    xdr_direction_pipeline,
 )
 from orchestrator.rules.report_input import load_findings
 from tests.conftest import run_connhunt
@@ -37,7 +38,8 @@ from tests.rules.scenario import SYSMON_FIXTURE
 # target -> [(dialect, backend factory given the rule's category)]
 BACKENDS: dict[str, list[tuple[str, Callable[[str], Any]]]] = {
     "splunk": [("Splunk SPL (Sysmon)", lambda c: SplunkBackend(sysmon_pipeline() + splunk_windows_pipeline()))],
-    "kusto": [("Defender for Endpoint (KQL)", lambda c: KustoBackend(microsoft_xdr_pipeline())),
+    "kusto": [("Defender for Endpoint (KQL)",
+               lambda c: KustoBackend(xdr_direction_pipeline() + microsoft_xdr_pipeline())),
               ("Sentinel ASIM (KQL)", lambda c: KustoBackend(asim_direction_pipeline() + sentinel_asim_pipeline(
                   query_table="_Im_Dns" if c == "dns_query" else None)))],
     "esql": [("Elastic ES|QL (ECS)",
