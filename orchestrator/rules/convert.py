@@ -73,19 +73,27 @@ def asim_direction_pipeline() -> Any:
     return direction_pipeline("Outbound", "Inbound")
 
 
-def falcon_file_name_pipeline() -> Any:
-    """Falcon's network and DNS events carry only the image's file name: match a Windows full path by its name."""
+def falcon_pipeline_additions() -> Any:
+    """What connhunt adds before the Falcon pipeline: its network and DNS events carry only the image's file name,
+    so a Windows full path is matched by its name; and it maps Windows network and DNS events only, so a Linux
+    one is refused with the reason instead of printed with Sysmon's field names, which Falcon does not have."""
     from sigma.processing.conditions import IncludeFieldCondition, LogsourceCondition
     from sigma.processing.pipeline import ProcessingItem, ProcessingPipeline
-    from sigma.processing.transformations import ReplaceStringTransformation
+    from sigma.processing.transformations import ReplaceStringTransformation, RuleFailureTransformation
 
-    return ProcessingPipeline(name="connhunt: Falcon image file name", priority=5, items=[ProcessingItem(
-        identifier="connhunt_falcon_image_file_name",
-        transformation=ReplaceStringTransformation(regex=r"^.*\\", replacement="*\\\\"),
-        rule_conditions=[LogsourceCondition(category="network_connection", product="windows"),
-                         LogsourceCondition(category="dns_query", product="windows")],
-        rule_condition_linking=any,
-        field_name_conditions=[IncludeFieldCondition(fields=["Image"])])])
+    return ProcessingPipeline(name="connhunt: Falcon", priority=5, items=[
+        ProcessingItem(identifier="connhunt_falcon_image_file_name",
+                       transformation=ReplaceStringTransformation(regex=r"^.*\\", replacement="*\\\\"),
+                       rule_conditions=[LogsourceCondition(category="network_connection", product="windows"),
+                                        LogsourceCondition(category="dns_query", product="windows")],
+                       rule_condition_linking=any,
+                       field_name_conditions=[IncludeFieldCondition(fields=["Image"])]),
+        ProcessingItem(identifier="connhunt_falcon_no_linux_network",
+                       transformation=RuleFailureTransformation(
+                           "the CrowdStrike pipeline maps Windows network and DNS events only"),
+                       rule_conditions=[LogsourceCondition(category="network_connection", product="linux"),
+                                        LogsourceCondition(category="dns_query", product="linux")],
+                       rule_condition_linking=any)])
 
 
 # ECS names of the Sysmon-taxonomy fields connhunt's rules use, as Elastic Defend and Auditbeat write them on Linux.
@@ -139,7 +147,7 @@ def _variants(target: Target) -> list[_Variant]:
         from sigma.pipelines.crowdstrike import crowdstrike_falcon_pipeline
 
         return [_Variant("CrowdStrike Falcon LogScale", LogScaleBackend,
-                         lambda _: falcon_file_name_pipeline() + crowdstrike_falcon_pipeline())]
+                         lambda _: falcon_pipeline_additions() + crowdstrike_falcon_pipeline())]
     if target is Target.sqlite:
         from sigma.backends.sqlite import sqliteBackend
 
