@@ -21,14 +21,12 @@ from sigma.pipelines.splunk import splunk_windows_pipeline
 from sigma.pipelines.sysmon import sysmon_pipeline
 
 from orchestrator.rules import attack, generator
-from orchestrator.rules.convert import (
-    Query,
-    Target,
+from orchestrator.rules.convert import Query, Target, render
+from orchestrator.rules.pipelines import (
     asim_direction_pipeline,
     ecs_direction_pipeline,
     ecs_linux_pipeline,
     falcon_pipeline_additions,
-    render,
     xdr_direction_pipeline,
 )
 from orchestrator.rules.report_input import load_findings
@@ -102,6 +100,10 @@ def test_pipelines_connhunt_adds_do_their_job(scored, windows_report) -> None:
     assert 'network.direction in ("egress", "outbound")' in esql and "destination.port==4444" in esql
     falcon = expected_output(rules, "logscale")
     assert "not convertible" not in falcon and "ContextBaseFileName=/^x\\.exe$/i" in falcon
+    defender = expected_output(rules, "kusto")
+    assert 'ActionType in~ ("ConnectionSuccess"' in defender and 'NetworkDirection =~ "Outbound"' in defender
+    linux_falcon = expected_output(generator.rules_for_all(load_findings(scored.report)), "logscale")
+    assert "# not convertible: the CrowdStrike pipeline maps Windows network and DNS events only" in linux_falcon
 
 
 @pytest.mark.parametrize("target", [t.value for t in Target if t is not Target.sigma])
