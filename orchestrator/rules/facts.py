@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.model import RISKS, Finding
+from orchestrator.schema import UNKNOWN_PROCESS
 
 _WINDOWS_PATH = re.compile(r"^(?:[a-zA-Z]:\\|\\\\)|\\")
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
@@ -52,7 +53,9 @@ class FindingFacts:
         return cls(
             hunt_id=str(data["hunt_id"]), host=str(data.get("host") or ""), risk=risk, technique=technique,
             techniques=tuple(str(t) for t in (data.get("techniques") or [technique]) if t),
-            process_name=str(data.get("process_name") or ""), process_path=str(data.get("process_path") or ""),
+            # A socket whose owner was not seen has no binary to match ("<unknown>" is not a file name).
+            process_name="" if data.get("process_name") == UNKNOWN_PROCESS else str(data.get("process_name") or ""),
+            process_path=str(data.get("process_path") or ""),
             process_identity=str(data.get("process_identity") or data.get("process_path") or ""),
             command_line=str(data.get("command_line") or ""), destination=str(data.get("destination") or ""),
             remote_ip=_usable_ip(data.get("remote_ip")), remote_port=int(port) if port else None,

@@ -20,6 +20,7 @@ from orchestrator.config import Config
 from orchestrator.model import Finding
 from orchestrator.rules import attack
 from orchestrator.rules.facts import FindingFacts
+from orchestrator.schema import UNKNOWN_PROCESS
 
 Rule = dict[str, Any]
 
@@ -134,7 +135,8 @@ def _scan_cidrs(destination: str) -> list[str]:
 
 
 def _common(facts: FindingFacts, kind: str, what: str) -> dict[str, Any]:
-    name = facts.process_name or facts.process_identity or "unknown process"
+    known = facts.process_identity not in ("", UNKNOWN_PROCESS)
+    name = facts.process_name or (facts.process_identity if known else "unknown process")
     return {
         "title": f"connhunt {facts.hunt_id}: {name} {what}",
         "identity": (kind, facts.product, facts.process_identity, facts.destination, facts.technique),
@@ -169,7 +171,8 @@ def network_rule(facts: FindingFacts) -> Rule | None:
             # reaching any internal network.
             cidrs = list(Config().internal_networks)
         ports = [facts.remote_port] if facts.remote_port else []
-        if not image or not (ips or cidrs or ports):
+        # Without the binary (the socket's owner was not seen) the address is what is left to match on.
+        if not ((ips or cidrs or ports) if image else (ips or cidrs)):
             return None
         detection = {"selection": network_selection(image=image, ips=ips, cidrs=cidrs, ports=ports),
                      "condition": "selection"}

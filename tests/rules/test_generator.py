@@ -128,3 +128,21 @@ def test_listener_finding_matches_the_listening_port(scored) -> None:
                                     "port_source": {"SourcePort": 31337},
                                     "condition": "selection and 1 of port_*"}
     assert validate.issues([network]) == []
+
+
+def test_unattributed_socket_gets_a_destination_rule_without_an_image(tmp_path) -> None:
+    """Without root the owner of a socket may be unknown: the rule matches the destination, never '<unknown>'."""
+    from tests.conftest import connection, write_jsonl
+
+    rows = [connection(pid=0, process_name=None, process_path=None, command_line=None, attributed=False,
+                       remote_ip="203.0.113.77", remote_port=31337, local_port=43000 + i,
+                       first_seen=f"2026-11-23T01:0{i}:00Z", last_seen=f"2026-11-23T01:0{i}:01Z") for i in range(3)]
+    result = run_connhunt("score", str(write_jsonl(tmp_path / "u.jsonl", rows)), "--format", "json", "--quiet")
+    assert result.returncode == 0, result.stderr
+    (tmp_path / "r.json").write_text(result.stdout)
+    (finding,) = load_findings(tmp_path / "r.json")
+    rules = generator.rules_for(finding)
+    assert [r["detection"] for r in rules] == [{"selection": {"DestinationIp": "203.0.113.77", "DestinationPort": 31337,
+                                                              "Initiated": "true"}, "condition": "selection"}]
+    assert rules[0]["title"] == f"connhunt {finding.hunt_id}: unknown process connecting to 203.0.113.77:31337"
+    assert validate.issues(rules) == []
