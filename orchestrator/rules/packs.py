@@ -18,7 +18,7 @@ from orchestrator.detectors.dns_exfil import MIN_UNIQUE_SUBDOMAINS
 from orchestrator.detectors.lolbin import SHELLS
 from orchestrator.detectors.nonstandard_port import C2_PORTS
 from orchestrator.resources import artifacts_dir
-from orchestrator.rules.generator import Rule, make_rule, network_selection, rule_id
+from orchestrator.rules.generator import Rule, make_rule, network_selection, rule_id, tags
 
 PRODUCTS = ("windows", "linux")
 _FALSE_POSITIVES = ["A hunting query: review each hit against what the host is for"]
@@ -56,8 +56,6 @@ def _named(rule: Rule, name: str) -> Rule:
 
 def _correlation(scenario: Scenario, name: str, product: str, base: str, body: dict[str, Any], title: str,
                  description: str, techniques: Sequence[str]) -> Rule:
-    from orchestrator.rules.generator import tags
-
     return {"title": f"connhunt pack {scenario.value}: {title} ({product})",
             "id": rule_id("pack", scenario.value, name, product), "status": "experimental",
             "description": description, "author": "connhunt", "tags": tags(techniques),
