@@ -406,6 +406,7 @@ def _register_command_groups() -> None:
     cli_export.register(app)
     cli_fleet.register(app)
     cli_lab.register(app)
+    __import__("orchestrator.cli_rules", fromlist=["register"]).register(app)  # rules, pivot
     _registered.append(True)
 
 

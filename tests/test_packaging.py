@@ -18,6 +18,7 @@ def test_wheel_ships_artifacts_and_finds_them_when_installed(tmp_path: Path) -> 
     assert "connhunt_artifacts/velociraptor/Custom.Connhunt.Netstat.yaml" in names
     assert "connhunt_artifacts/osquery/connhunt.conf" in names
     assert "agent_local/__main__.py" in names and "orchestrator/cli.py" in names
+    assert "orchestrator/rules/data/enterprise-attack.json" in names  # offline ATT&CK data for pySigma
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "connhunt = orchestrator.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
 

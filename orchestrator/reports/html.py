@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from html import escape
 
-from orchestrator.model import RISKS, HuntReport
+from orchestrator.model import RISKS, Finding, HuntReport
 from orchestrator.reports.prose import evidence, recommended_action
 
 _COLOURS = {"Critical": "#b30000", "High": "#e34a33", "Medium": "#fdbb84", "Low": "#c7c7c7"}
@@ -33,6 +33,16 @@ def bar_chart(title: str, counts: list[tuple[str, int]], colours: dict[str, str]
             f"aria-label='{escape(title)}' font-size='13'>{''.join(bars)}</svg>")
 
 
+def siem_queries(finding: Finding) -> str:
+    """The finding's Sigma rules converted for each SIEM (from the rule generator), folded under the finding."""
+    from orchestrator.rules.convert import finding_queries
+
+    blocks = "".join(f"<h4>{escape(q.dialect)}: {escape(q.title)}</h4>"
+                     f"<pre>{escape(q.query or '# not convertible: ' + str(q.error))}</pre>"
+                     for q in finding_queries(finding))
+    return f"<details><summary>SIEM queries</summary>{blocks}</details>" if blocks else ""
+
+
 def render(report: HuntReport) -> str:
     risks = Counter(f.risk for f in report.findings)
     techniques = Counter(f.technique for f in report.findings)
@@ -46,7 +56,7 @@ def render(report: HuntReport) -> str:
         f"Host: {escape(f.host)}\nUser: {escape(f.user)}\nEvidence:\n"
         + "".join(f"  - {escape(line)}\n" for line in evidence(f))
         + f"Risk Level: {f.risk}\nConfidence: {f.confidence}\nRecommended Action: {escape(recommended_action(f))}"
-        f"</pre>" for f in report.findings)
+        f"</pre>{siem_queries(f)}" for f in report.findings)
     health = "".join(f"<li>{escape(str(h['host']))} [{escape(str(h['source']))}] {escape(str(h['check']))}: "
                      f"{escape(str(h['message']))}</li>" for h in report.health)
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>connhunt report</title>"
