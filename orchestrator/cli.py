@@ -31,6 +31,7 @@ from orchestrator.cli_common import (
     ConfigOpt,
     FailOnOpt,
     FormatOpt,
+    IntelOpt,
     MinRiskOpt,
     OutputOpt,
     QuietOpt,
@@ -54,6 +55,8 @@ from orchestrator.cli_common import (
 )
 from orchestrator.config import Config, load_config
 from orchestrator.errors import CollectionError, ExitCode, InputError, UsageError, exit_codes_help
+from orchestrator.intel import load_intel
+from orchestrator.intel.store import load_into
 from orchestrator.pipeline import IngestStats, analyse, ingest_files, local_resolvers, normalise_raw, store_records
 from orchestrator.reports import Format
 from orchestrator.store import Store
@@ -155,14 +158,18 @@ def _check_sampling(duration: float, interval: float, max_hash_bytes: int, dns: 
             raise UsageError(str(exc)) from None
 
 
-def prepare(config: Path | None, baseline: Path | None, store: Store) -> Config:
-    """The config (checked in full) with --baseline applied, the baseline attached to ``store`` now: both fail
-    here, before collection or reading starts, not after."""
+def prepare(config: Path | None, baseline: Path | None, store: Store, intel: list[Path] | None = None) -> Config:
+    """The config (checked in full) with --baseline applied, the baseline attached to ``store`` and the intel
+    files loaded into it now: all fail here, before collection or reading starts, not after."""
     cfg = load_config(config)
     if baseline:
         cfg = replace(cfg, baseline=str(baseline))
     if cfg.baseline:
         attach_baseline(store, Path(cfg.baseline))
+    paths = [*cfg.intel, *(str(p) for p in intel or [])]
+    if paths:
+        count = load_into(store.con, load_intel(paths, on_note=note))
+        note(f"{count} indicator(s) loaded from {len(paths)} intel file(s)")
     return cfg
 
 
@@ -191,6 +198,7 @@ def triage(
     dns: DnsOpt = False,
     host: Annotated[str | None, typer.Option(help="Name to report this host as.")] = None,
     baseline: BaselineOpt = None,
+    intel: IntelOpt = None,
     max_hash_bytes: MaxHashOpt = DEFAULT_MAX_HASH_BYTES,
     listening: ListeningOpt = None,
     quiet: QuietOpt = False,
@@ -206,7 +214,7 @@ def triage(
     set_notes(quiet=quiet, verbose=verbose)
     _check_sampling(duration, interval, max_hash_bytes, dns)
     store = Store()
-    cfg = prepare(config, baseline, store).with_resolvers(local_resolvers())
+    cfg = prepare(config, baseline, store, intel).with_resolvers(local_resolvers())
     check_writable(output, "report")
     stats = IngestStats()
     # One signal scope for collecting, saving and scoring: a Ctrl-C at any point only sets a flag, so DuckDB work
@@ -299,6 +307,7 @@ def score_files(
     output: OutputOpt = None,
     skip_bad: SkipBadOpt = False,
     baseline: BaselineOpt = None,
+    intel: IntelOpt = None,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -310,7 +319,7 @@ def score_files(
     """
     set_notes(quiet=quiet, verbose=verbose)
     store = Store()
-    cfg = prepare(config, baseline, store)
+    cfg = prepare(config, baseline, store, intel)
     check_writable(output, "report")
     stats = read_inputs(files, store, skip_bad=skip_bad)
     notes = [skipped_text(stats)] if stats.skipped else []

@@ -58,6 +58,9 @@ MinRiskOpt = Annotated[Risk, typer.Option("--min-risk", help="Show findings at t
 FailOnOpt = Annotated[Risk | None, typer.Option("--fail-on", help="Exit 1 when a finding reaches this level.")]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config: internal networks, "
                                                                              "resolvers, allowlists.")]
+IntelOpt = Annotated[list[Path] | None, typer.Option("--intel", help="Threat-intel file (STIX 2.1 bundle, MISP event "
+                                                  "or feed, abuse.ch Feodo/ThreatFox export, or one IOC per line); "
+                                                  "repeat for several.")]
 BaselineOpt = Annotated[Path | None, typer.Option("--baseline", help="Baseline file from `connhunt baseline`: "
                                                                       "known pairs are lowered, new ones raised.")]
 OutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help="Write the report to this file instead of "

@@ -105,6 +105,8 @@ class Config:
     scan_min_half_open: Annotated[int, at_least(0)] = 4
     # A baseline file from `connhunt baseline`: pairs seen before are lowered, never-seen destinations raised.
     baseline: str | None = None
+    # Threat-intel files (any format --intel reads), matched against addresses, DNS and executable hashes.
+    intel: tuple[str, ...] = ()
 
     @cached_property
     def internal(self) -> tuple[IPNetwork, ...]:

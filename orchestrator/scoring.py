@@ -140,6 +140,13 @@ WITH pair_keys AS (
     SELECT g.host, g.process_identity, g.destination AS finding, s.protocol, s.local_port
     FROM shown g JOIN services s USING (host, process_identity)
     WHERE s.destination = g.destination
+), listener_keys AS (
+    SELECT g.host, g.process_identity, g.destination AS finding, l.protocol, l.local_port
+    FROM shown g JOIN (SELECT DISTINCT host, process_identity, protocol, local_port FROM listening) l
+      USING (host, process_identity)
+    WHERE 'port ' || l.local_port || ' (inbound)' = g.destination
+      AND NOT EXISTS (SELECT 1 FROM service_keys k WHERE k.host = g.host AND k.process_identity = g.process_identity
+                      AND k.finding = g.destination)
 ), matched AS (
     SELECT k.finding, f.* FROM flows f JOIN pair_keys k
       ON f.host = k.host AND f.process_identity = k.process_identity AND f.protocol = k.protocol
@@ -148,6 +155,9 @@ WITH pair_keys AS (
     UNION ALL BY NAME
     SELECT k.finding, f.* FROM flows f JOIN service_keys k USING (host, process_identity, protocol, local_port)
     WHERE f.direction = 'inbound'
+    UNION ALL BY NAME
+    SELECT k.finding, l.* EXCLUDE (name), 'listener' AS direction, 'LISTEN' AS state
+    FROM listening l JOIN listener_keys k USING (host, process_identity, protocol, local_port)
 ), facts AS (
     SELECT host, process_identity, finding AS destination,
            min({first_seen: first_seen, pid: pid, process_name: process_name, process_path: process_path,
@@ -160,8 +170,9 @@ WITH pair_keys AS (
            count(*) AS connections, min(first_seen) AS first_seen, max(last_seen) AS last_seen,
            bool_or(attributed) AS attributed, min(remote_hostname) AS remote_hostname,
            list(DISTINCT source ORDER BY source) AS sources,
-           CASE WHEN bool_and(direction = 'inbound') THEN 'inbound' ELSE 'outbound' END AS direction,
-           min(local_port) FILTER (WHERE direction = 'inbound') AS local_port
+           CASE WHEN bool_and(direction = 'listener') THEN 'listener'
+                WHEN bool_and(direction IN ('inbound', 'listener')) THEN 'inbound' ELSE 'outbound' END AS direction,
+           min(local_port) FILTER (WHERE direction IN ('inbound', 'listener')) AS local_port
     FROM matched GROUP BY host, process_identity, finding
 ), users AS (
     SELECT host, pid, min(username) AS username FROM connections WHERE pid IS NOT NULL AND username IS NOT NULL

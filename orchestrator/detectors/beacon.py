@@ -4,7 +4,8 @@ RITA-style, computed in DuckDB: Bowley skewness and median absolute deviation of
 starts, plus how many intervals sit near the median (histogram regularity). Jitter of +/-20 % still scores well;
 intervals that are whole multiples of the period (a missed sample, a skipped check-in) are folded back onto the
 period first. An interval that spans a gap in the host's collection (no row from that host for longer than
-``collection_gap_s``: collections hours apart) is not an interval at all: the host was not watched then.
+``collection_gap_s``: collections hours apart) is not an interval at all: the host was not watched then; and a
+collection window counts only when it holds three intervals or more of its own.
 """
 
 from __future__ import annotations
@@ -45,11 +46,17 @@ WITH eligible AS (
            lag(s.t) OVER (PARTITION BY s.host, s.process_identity, s.protocol, s.remote_ip, s.remote_port
                           ORDER BY s.t) AS prev_t
     FROM starts s SEMI JOIN series e USING (host, process_identity, protocol, remote_ip, remote_port)
+), segmented AS (
+    -- the collection window an interval lies in: the host's gaps that ended before it started / before it ended
+    SELECT i.host, i.process_identity, i.protocol, i.remote_ip, i.remote_port, i.d, i.t,
+           count(g.gap_end) FILTER (WHERE g.gap_end <= i.prev_t) AS seg_start, count(g.gap_end) AS seg_end
+    FROM raw_intervals i LEFT JOIN gaps g ON g.host = i.host AND g.gap_end <= ceil(i.t)
+    WHERE i.d >= $min_interval
+    GROUP BY i.host, i.process_identity, i.protocol, i.remote_ip, i.remote_port, i.d, i.t, i.prev_t
 ), intervals AS (
-    SELECT i.* FROM raw_intervals i
-    WHERE d >= $min_interval
-      AND NOT EXISTS (SELECT 1 FROM gaps g WHERE g.host = i.host AND g.gap_start >= floor(i.prev_t)
-                      AND g.gap_end <= ceil(i.t))
+    -- an interval across a gap is no interval; a window needs a few check-ins of its own to show a rhythm
+    SELECT * FROM segmented WHERE seg_start = seg_end
+    QUALIFY count(*) OVER (PARTITION BY host, process_identity, protocol, remote_ip, remote_port, seg_end) >= 3
 ), counted AS (
     SELECT host, process_identity, protocol, remote_ip, remote_port, count(*) AS n, median(d) AS period
     FROM intervals GROUP BY ALL HAVING count(*) >= 3

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from orchestrator.detectors.base import Context, Detector, values_table
+from orchestrator.detectors.lolbin import LOLBINS, ODD_DIRS
 
 # Default listeners/callbacks of common C2 frameworks, RATs and bind/reverse shells
 # (Metasploit 4444/4445, Cobalt Strike 50050, Sliver 31337/8888, Havoc 40056, Empire/others 1337/7443,
@@ -23,6 +24,9 @@ C2_PORTS: dict[int, str] = {
     4443: "alternate HTTPS C2", 1234: "common reverse shell", 5555: "common reverse shell / ADB",
 }
 
+# What internal peers legitimately serve: directory, file, remote management, database, web, mail, time.
+INTERNAL_SERVICE_PORTS = frozenset({22, 25, 53, 67, 68, 80, 88, 123, 135, 137, 138, 139, 389, 443, 445, 464, 587,
+                                    636, 1433, 1521, 3268, 3269, 3306, 3389, 5432, 5985, 5986, 6379, 9389, 27017})
 IN_PROCESS_PORTS = frozenset({53, 5353, 5355})  # DNS, mDNS, LLMNR lookups made by the resolver library
 # Ports a well-known client program uses; anything else from it is worth a look.
 EXPECTED_PORTS: dict[str, frozenset[int]] = {
@@ -53,24 +57,33 @@ class NonstandardPort(Detector):
         "c2_port": "remote port {port} is a known C2/callback port ({known_as})",
         "unexpected": "{program} normally uses port {expected}, here {port}",
         "uncommon_external": "outbound to uncommon port {port} on an external address",
+        "lateral": "{program} ({why}) reaches internal host {remote_ip} on port {port}, no service port: a "
+                   "lateral channel or internal C2",
         "fleet_unusual": "port {port} used by this program on 1 of {program_hosts} hosts running it "
                          "(usually {usual})",
     }
 
     def query(self, ctx: Context) -> tuple[str, list[Any]]:
         values_table(ctx.con, "c2_ports", "port INTEGER, known_as VARCHAR", C2_PORTS.items())
+        values_table(ctx.con, "lolbin_names", "name VARCHAR", ((n,) for n in LOLBINS))
         values_table(ctx.con, "expected_ports", "name VARCHAR, ports INTEGER[]",
                      ((name, sorted(ports)) for name, ports in EXPECTED_PORTS.items()))
         # Strongest first: a known C2 port, a well-known program off its ports, an uncommon port outside.
         # Every program resolves names in-process (libc sends the query itself), so 53 is never off-pattern.
         per_pair = """
             SELECT p.host, p.process_identity, p.destination, p.remote_ip, p.remote_port,
-                   CASE WHEN c.port IS NOT NULL THEN 'c2_port'
+                   CASE WHEN p.internal AND NOT list_contains($internal_services, p.remote_port)
+                             AND p.remote_port < 49152
+                             AND (p.name IN (SELECT name FROM lolbin_names)
+                                  OR regexp_matches(lower(coalesce(p.process_path, '')), $odd)) THEN 'lateral'
+                        WHEN c.port IS NOT NULL THEN 'c2_port'
                         WHEN e.name IS NOT NULL AND NOT list_contains(e.ports, p.remote_port)
                              AND NOT list_contains($in_process, p.remote_port) THEN 'unexpected'
                         WHEN NOT list_contains($common, p.remote_port) AND NOT p.internal
                              AND p.remote_port < 49152 THEN 'uncommon_external' END AS reason,
-                   c.known_as, e.ports AS expected, p.name
+                   c.known_as, e.ports AS expected, p.name,
+                   CASE WHEN p.name IN (SELECT name FROM lolbin_names) THEN 'a LOLBin'
+                        ELSE 'from a writable location' END AS why
             FROM pairs p
             LEFT JOIN c2_ports c ON c.port = p.remote_port
             LEFT JOIN expected_ports e ON e.name = p.name
@@ -91,14 +104,19 @@ class NonstandardPort(Detector):
             WHERE ph.hosts = 1 AND g.hosts >= $min_fleet AND $fleet AND NOT list_contains($common, p.remote_port)"""
         sql = f"""
             SELECT host, process_identity, destination, remote_ip, remote_port, reason,
-                   CASE reason WHEN 'c2_port' THEN 3.0 WHEN 'unexpected' THEN 2.5 ELSE 1.0 END AS weight,
-                   MAP {{'port': remote_port::VARCHAR, 'known_as': coalesce(known_as, ''),
-                        'program': name, 'expected': coalesce(array_to_string(expected, '/'), '')}} AS facts
+                   CASE reason WHEN 'lateral' THEN 4.0 WHEN 'c2_port' THEN 3.0 WHEN 'unexpected' THEN 2.5
+                               ELSE 1.0 END AS weight,
+                   CASE WHEN reason = 'lateral' THEN 'T1021' END AS technique,
+                   MAP {{'port': remote_port::VARCHAR, 'known_as': coalesce(known_as, ''), 'why': why,
+                        'remote_ip': remote_ip, 'program': name,
+                        'expected': coalesce(array_to_string(expected, '/'), '')}} AS facts
             FROM ({per_pair}) WHERE reason IS NOT NULL
             UNION ALL
             SELECT host, process_identity, destination, remote_ip, remote_port, reason, 1.5 AS weight,
+                   NULL AS technique,
                    MAP {{'port': remote_port::VARCHAR, 'program_hosts': program_hosts::VARCHAR,
                         'usual': array_to_string(usual, ', ')}} AS facts
             FROM ({fleet})"""
-        return sql, {"in_process": sorted(IN_PROCESS_PORTS), "common": list(ctx.config.common_ports),
+        return sql, {"in_process": sorted(IN_PROCESS_PORTS), "internal_services": sorted(INTERNAL_SERVICE_PORTS),
+                     "odd": ODD_DIRS, "common": list(ctx.config.common_ports),
                      "min_fleet": ctx.config.min_fleet_for_prevalence, "fleet": ctx.fleet}

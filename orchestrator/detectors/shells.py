@@ -1,0 +1,50 @@
+"""T1059 reverse shells: a shell or interpreter whose stdin/stdout/stderr is a network socket.
+
+A responder treats this as Critical on sight: nothing legitimate wires a shell's terminal to a TCP peer. The
+collector says so per socket (``stdio``: fd 0-2 of the owner is this socket, or its parent's inherited socket). A
+shell talking out from a service account (www-data, nginx, apache, postgres, IIS AppPool) is the web-shell /
+SQL-injection follow-on and is Critical too, even when its stdio could not be checked.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from orchestrator.detectors.base import Context, Detector, values_table
+
+SHELLS = ("bash", "sh", "dash", "zsh", "ksh", "csh", "tcsh", "fish", "busybox", "ash", "nc", "ncat", "netcat",
+          "nc.openbsd", "nc.traditional", "socat", "telnet", "cmd.exe", "powershell.exe", "pwsh.exe", "pwsh")
+INTERPRETERS = ("python", "python2", "python3", "perl", "ruby", "php", "lua", "node", "awk", "gawk", "tclsh",
+                "python.exe", "pythonw.exe", "perl.exe", "wscript.exe", "cscript.exe")
+# Accounts services run as; an interactive shell of theirs talking out is the post-exploitation shape.
+SERVICE_ACCOUNT = r"(?i)^(www-data|nginx|apache|apache2|httpd|http|nobody|postgres|mysql|tomcat\d*|jetty|" \
+                  r"iis apppool\\.*|nt authority\\(network service|local service)|w3wp)$"
+_VERSIONED = r"(python|perl|ruby|php)\d+(\.\d+)*"
+
+
+class ReverseShell(Detector):
+    name: ClassVar[str] = "reverse_shell"
+    technique: ClassVar[str] = "T1059"
+    priority: ClassVar[int] = 5
+    action: ClassVar[str | None] = ("kill the shell and its parent, capture the parent service's logs (the "
+                                    "exploited request), acquire memory, block the peer")
+    explain: ClassVar[dict[str, str]] = {
+        "stdio": "{program}'s stdin/stdout/stderr is a network socket to {destination}: a reverse shell",
+        "service_user": "shell/interpreter {program} running as service account {user} talks out to {destination}",
+    }
+
+    def query(self, ctx: Context) -> tuple[str, dict[str, Any]]:
+        values_table(ctx.con, "shell_names", "name VARCHAR, shell BOOLEAN",
+                     [(n, True) for n in SHELLS] + [(n, False) for n in INTERPRETERS])
+        sql = """
+            WITH shells AS (
+                SELECT p.* FROM pairs p
+                WHERE p.protocol <> 'raw' AND (p.name IN (SELECT name FROM shell_names)
+                                               OR regexp_full_match(p.name, $versioned)))
+            SELECT host, process_identity, destination, remote_ip, remote_port,
+                   CASE WHEN stdio THEN 'stdio' ELSE 'service_user' END AS reason,
+                   CASE WHEN stdio AND regexp_matches(coalesce(username, ''), $service) THEN 10.0
+                        WHEN stdio THEN 9.0 ELSE 7.5 END AS weight,
+                   MAP {'program': name, 'destination': destination, 'user': coalesce(username, '')} AS facts
+            FROM shells WHERE stdio OR regexp_matches(coalesce(username, ''), $service)"""
+        return sql, {"versioned": _VERSIONED, "service": SERVICE_ACCOUNT}
