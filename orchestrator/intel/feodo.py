@@ -24,7 +24,7 @@ def read_feodo_csv(path: Path, notes: Notes) -> Iterator[IocRow]:
             ip = row.get("dst_ip") or ""
             port = row.get("dst_port")
             status = row.get("c2_status")
-            yield ioc_row(address_kind(ip), ip, port=int(port) if port and port.isdigit() else None,
+            yield ioc_row(address_kind(ip), ip, port=int(port) if port and port.isascii() and port.isdigit() else None,
                           source_file=str(path), source_format=FORMAT, source_line=number, name=row.get("malware"),
                           description="botnet C2 server", first_seen=row.get("first_seen_utc"),
                           last_seen=row.get("last_online"), tags=[f"c2_status:{status}"] if status else [])

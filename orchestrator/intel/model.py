@@ -184,7 +184,8 @@ def url_host(url: str) -> str | None:
 def split_port(text: str) -> tuple[str, int]:
     """(host, port) of ``host:port`` or ``[v6]:port``; SchemaError when there is no valid port."""
     host, sep, port = text.strip().rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+    # isascii: '²'.isdigit() is true, yet int('²') fails
+    if not sep or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
         raise SchemaError(f"not host:port: {text!r}")
     return host.strip("[]"), int(port)
 

@@ -12,11 +12,12 @@ from orchestrator.schema import UNKNOWN_PROCESS
 def _finding(hunt_id: str, identity: str, remote_ip: str, pids: tuple[int, ...] = ()) -> Finding:
     name = identity.rsplit("/", 1)[-1] if identity != UNKNOWN_PROCESS else ""
     return Finding(hunt_id=hunt_id, technique="T1571", techniques=("T1571",), host="h1", user="", process_name=name,
-                   process_path=identity if pids else "", process_identity=identity, command_line="", parent="",
+                   process_path=identity if pids else "", process_identity=identity, command_line="", parent_name=None,
+                   parent_path=None,
                    pids=pids, ppids=(), destination=f"{remote_ip}:4444", remote_ip=remote_ip, remote_port=4444,
                    domain=None, first_seen=None, last_seen=None, connections=1, hosts_with_pair=None,
-                   fleet_hosts=1, risk="High", confidence="Low", score=6.0, evidence=(), contributions=(),
-                   recommended_action="")
+                   fleet_hosts=1, risk="High", confidence="Low", score=6.0, contributions=(),
+                   response="investigation")
 
 
 def test_two_unattributed_sockets_are_not_one_process() -> None:

@@ -34,8 +34,11 @@ def test_backdoor_rules_are_whole_and_specific(scored) -> None:
         "detection": {"selection": {"Image": BACKDOOR, "DestinationIp": C2, "DestinationPort": 4444,
                                     "Initiated": "true"}, "condition": "selection"},
     }
-    detection = {"selection_image": {"Image": BACKDOOR, "CommandLine|contains": f"{C2}:4444"},
-                 "condition": "selection_image"}
+    # the report carries the binary's SHA-256 now, so the process rule matches the binary anywhere too
+    detection = {"selection_hash": {"Hashes|contains": f"SHA256={backdoor.exe_sha256.upper()}"},
+                 "selection_image": {"Image": BACKDOOR, "CommandLine|contains": f"{C2}:4444"},
+                 "condition": "selection_hash or selection_image"}
+    assert backdoor.exe_sha256
     assert process == {
         "title": f"connhunt {backdoor.hunt_id}: updaterd starting ({C2}:4444)",
         "id": process["id"],
