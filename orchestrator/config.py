@@ -96,6 +96,8 @@ class Config:
     # A pair on at most this share of hosts is rare; at least common_share is common (RITA's thresholds).
     rare_share: Annotated[float, valid_share] = 0.02
     common_share: Annotated[float, valid_share] = 0.5
+    # Installed software doing the same on at least this share of hosts is the software's behaviour: lowered.
+    widespread_share: Annotated[float, valid_share] = 0.03
     # Prevalence says little below this many hosts, so it is not scored.
     min_fleet_for_prevalence: Annotated[int, at_least(1)] = 3
     beacon_min_connections: Annotated[int, at_least(2)] = 6

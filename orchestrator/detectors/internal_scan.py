@@ -4,9 +4,10 @@ A connect scan leaves many distinct (address, port) targets behind one process a
 half-open SYN_SENT sockets. Only the side that connects out counts: a server's inbound clients are flows of
 direction ``inbound`` and never reach this query.
 
-Fleet context lowers what looks like a scan but is a fleet tool: a fan-out to one port that is open on the
-targets (every connection established, the port a listener on the fleet's hosts) is polling or configuration
-management (Prometheus scraping :9100, Ansible over ssh); it is kept as a finding but scaled down, and says why.
+Fleet context lowers what looks like a scan but is a fleet tool: a fan-out to a few ports that are open on the
+fleet's hosts, with no half-open socket, is polling or configuration management (Prometheus scraping :9100, Ansible
+over ssh, a reverse proxy's upstreams); the same fan-out recurring across collections hours apart, from an installed
+program, is a scheduled scanner. Both are kept as findings, scaled down, and say why.
 """
 
 from __future__ import annotations
@@ -14,8 +15,13 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from orchestrator.detectors.base import Context, Detector
+from orchestrator.detectors.lolbin import ODD_DIRS
 
+# Vulnerability-scanner products installed where their vendors put them: scanning is their job.
+SCANNER_PRODUCTS = (r"^(/opt/nessus/|/usr/sbin/openvas|/usr/sbin/gvmd|/opt/rapid7/|/opt/qualys/"
+                    r"|[a-z]:\\program files\\tenable\\nessus\\|[a-z]:\\program files( \(x86\))?\\(qualys|rapid7)\\)")
 POLLING_SCALE = 0.3
+SCHEDULED_SCALE = 0.4
 
 
 class InternalScan(Detector):
@@ -26,9 +32,12 @@ class InternalScan(Detector):
     explain: ClassVar[dict[str, str]] = {
         "fan_out": "fan-out to {targets} internal targets: {hosts} hosts ({sample}) on {ports} ports; "
                    "{half_open} half-open (SYN_SENT) connections",
-        "polling": "fan-out to {targets} internal targets: {hosts} hosts ({sample}) on port {port}, every "
-                   "connection established and the port open on {listening} fleet hosts: polling or configuration "
-                   "management, not a scan (lowered)",
+        "polling": "fan-out to {targets} internal targets: {hosts} hosts ({sample}) on port {port}, no half-open "
+                   "connection and the port open on {listening}+ fleet hosts: polling or configuration management, "
+                   "not a scan (lowered)",
+        "scheduled": "fan-out to {targets} internal targets: {hosts} hosts ({sample}) on {ports} ports; "
+                     "{half_open} half-open; an installed vulnerability scanner, or a fan-out recurring across collections {hours} h "
+                     "apart from an installed program: a scheduled scanner (lowered)",
     }
 
     def query(self, ctx: Context) -> tuple[str, dict[str, Any]]:
@@ -36,14 +45,14 @@ class InternalScan(Detector):
             WITH counted AS (
                 SELECT host, process_identity, count(*) AS targets, count(DISTINCT remote_ip) AS hosts,
                        count(DISTINCT remote_port) AS ports, sum(half_open) AS half_open,
-                       count(*) FILTER (WHERE half_open = 0 AND established > 0) AS established,
-                       min(remote_port) AS port
+                       min(remote_port) AS port, epoch(max(last_seen)) - epoch(min(first_seen)) AS span_s
                 FROM pairs WHERE protocol = 'tcp' AND internal GROUP BY host, process_identity
                 HAVING (count(*) >= $min_targets OR sum(half_open) >= $min_half_open)
                    AND count(*) >= $min_targets // 2
             ), targets AS (
                 -- the target lists only for the processes that fan out
                 SELECT c.*, list(DISTINCT p.remote_ip ORDER BY p.remote_ip) AS ips,
+                       list(DISTINCT p.remote_port ORDER BY p.remote_port) AS port_list,
                        list(p.destination ORDER BY p.destination) AS covers
                 FROM counted c JOIN pairs p USING (host, process_identity)
                 WHERE p.protocol = 'tcp' AND p.internal
@@ -51,24 +60,34 @@ class InternalScan(Detector):
             ), open_ports AS (
                 SELECT local_port AS port, count(DISTINCT host) AS listening FROM listening
                 WHERE protocol = 'tcp' GROUP BY 1
+            ), judged AS (
+                SELECT t.*,
+                       (SELECT min(coalesce(o.listening, 0)) FROM unnest(t.port_list) u(port)
+                        LEFT JOIN open_ports o ON o.port = u.port) AS listening,
+                       regexp_matches(lower(t.process_identity), $odd) AS odd_path,
+                       regexp_matches(lower(t.process_identity), $scanner_products) AS product
+                FROM targets t
             ), scans AS (
-                SELECT t.*, coalesce(o.listening, 0) AS listening,
-                       t.ports = 1 AND t.established = t.targets AND t.half_open = 0
-                       AND coalesce(o.listening, 0) >= least(t.hosts, 3) AS polling
-                FROM targets t LEFT JOIN open_ports o ON o.port = t.port AND t.ports = 1
+                -- polling: a few ports, every one open on the fleet, no half-open socket; scheduled: the same
+                -- fan-out in collections further apart than a collection gap, from an installed program
+                SELECT *, ports <= 3 AND half_open = 0 AND listening >= least(hosts, 3) AS polling,
+                       (span_s > $gap OR product) AND NOT odd_path AS scheduled
+                FROM judged
             )
             SELECT host, process_identity,
                    'internal network (' || hosts || ' hosts, ' || ports || ' ports)' AS destination,
-                   CASE WHEN polling THEN 'polling' ELSE 'fan_out' END AS reason,
+                   CASE WHEN polling THEN 'polling' WHEN scheduled THEN 'scheduled' ELSE 'fan_out' END AS reason,
                    round(3.0 + least(2.0, targets / (2 * $min_targets))
                          + CASE WHEN half_open >= $min_half_open THEN 1.5 ELSE 0.0 END, 2) AS weight,
-                   CASE WHEN polling THEN $polling_scale ELSE 1.0 END AS scale,
+                   CASE WHEN polling THEN $polling_scale WHEN scheduled THEN $scheduled_scale ELSE 1.0 END AS scale,
                    CASE WHEN hosts = 1 THEN ips[1] END AS remote_ip,
                    CASE WHEN ports = 1 THEN port END AS remote_port, covers,
                    MAP {'targets': targets::VARCHAR, 'hosts': hosts::VARCHAR, 'ports': ports::VARCHAR,
-                        'port': port::VARCHAR, 'listening': listening::VARCHAR,
+                        'port': array_to_string(port_list[1:3], '/'), 'listening': listening::VARCHAR,
+                        'hours': printf('%.1f', span_s / 3600),
                         'sample': array_to_string(ips[1:5], ', ') || CASE WHEN hosts > 5 THEN ', ...' ELSE '' END,
                         'half_open': half_open::VARCHAR} AS facts
             FROM scans"""
         return sql, {"min_targets": ctx.config.scan_min_targets, "min_half_open": ctx.config.scan_min_half_open,
-                     "polling_scale": POLLING_SCALE}
+                     "polling_scale": POLLING_SCALE, "scheduled_scale": SCHEDULED_SCALE, "odd": ODD_DIRS,
+                     "gap": ctx.config.collection_gap_s, "scanner_products": SCANNER_PRODUCTS}

@@ -59,7 +59,7 @@ class Listener(Detector):
                 SELECT process_identity, count(DISTINCT host) AS program_hosts FROM sockets GROUP BY ALL
             ), reasons AS (
                 SELECT host, process_identity, destination, reason, name, protocol, local_port, process_path,
-                       clients AS number, CASE reason WHEN 'interpreter_listening' THEN 1.5 ELSE 6.0 END AS weight
+                       clients AS number, CASE reason WHEN 'interpreter_listening' THEN 1.0 ELSE 6.0 END AS weight
                 FROM classed WHERE reason IS NOT NULL
                 UNION ALL
                 SELECT host, process_identity, destination, 'accepted', name, protocol, local_port, process_path,

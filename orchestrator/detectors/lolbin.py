@@ -31,14 +31,18 @@ LOLBINS: dict[str, tuple[str, str]] = {
     "cmd.exe": ("T1059.003", "cmd.exe holding a network connection"),
 }
 # Shells and network tools with a remote peer: reverse shells and ad-hoc tunnels.
-SHELLS = {"bash", "sh", "dash", "zsh", "ksh", "nc", "ncat", "netcat", "socat", "telnet", "perl", "ruby", "php",
-          "python", "python2", "python3", "lua", "awk", "gawk", "node"}
+SHELLS = {"bash", "sh", "dash", "zsh", "ksh", "nc", "ncat", "netcat", "socat", "telnet"}
+# Interpreters talk out all day (pip, package managers, scripts): less context than a shell holding a socket.
+INTERPRETERS = {"perl", "ruby", "php", "python", "python2", "python3", "lua", "awk", "gawk", "node"}
 PYTHON_VERSIONED = r"python\d(\.\d+)?"
 # RE2, matched against the lower-cased path.
 ODD_DIRS = (r"^(/tmp/|/var/tmp/|/dev/shm/|/run/user/\d+/|/home/[^/]+/downloads/|/users/[^/]+/downloads/"
                       r"|[a-z]:\\users\\[^\\]+\\downloads\\|[a-z]:\\users\\[^\\]+\\appdata\\local\\temp\\"
                       r"|[a-z]:\\windows\\temp\\|[a-z]:\\programdata\\[^\\]+\.exe$|[a-z]:\\users\\public\\"
-                      r"|[a-z]:\\\$recycle\.bin\\)")
+                      r"|[a-z]:\\\$recycle\.bin\\"
+                      # an exe straight in Roaming or its Microsoft\\Windows folders: persistence, not an install
+                      r"|[a-z]:\\users\\[^\\]+\\appdata\\roaming\\[^\\]+\.exe$"
+                      r"|[a-z]:\\users\\[^\\]+\\appdata\\roaming\\microsoft\\windows\\[^\\]+\.exe$)")
 
 
 class Lolbin(Detector):
@@ -54,14 +58,15 @@ class Lolbin(Detector):
     def query(self, ctx: Context) -> tuple[str, dict[str, Any]]:
         values_table(ctx.con, "lolbins", "name VARCHAR, technique VARCHAR, why VARCHAR",
                      ((name, technique, why) for name, (technique, why) in LOLBINS.items()))
-        values_table(ctx.con, "shells", "name VARCHAR", ((n,) for n in sorted(SHELLS)))
+        values_table(ctx.con, "shells", "name VARCHAR, weight DOUBLE",
+                     [(n, 1.5) for n in sorted(SHELLS)] + [(n, 1.0) for n in sorted(INTERPRETERS)])
         sql = """
             SELECT p.host, p.process_identity, p.destination, p.remote_ip, p.remote_port,
                    CASE WHEN l.name IS NOT NULL THEN 'lolbin' ELSE 'shell' END AS reason,
-                   CASE WHEN l.name IS NOT NULL THEN 2.0 ELSE 1.5 END AS weight,
+                   CASE WHEN l.name IS NOT NULL THEN 2.0 ELSE coalesce(sh.weight, 1.0) END AS weight,
                    coalesce(l.technique, 'T1059') AS technique,
                    MAP {'program': p.name, 'why': coalesce(l.why, ''), 'destination': p.destination} AS facts
-            FROM pairs p LEFT JOIN lolbins l ON l.name = p.name
+            FROM pairs p LEFT JOIN lolbins l ON l.name = p.name LEFT JOIN shells sh ON sh.name = p.name
             WHERE p.protocol <> 'raw'
               AND (l.name IS NOT NULL OR p.name IN (SELECT name FROM shells)
                    OR regexp_full_match(p.name, $python))"""

@@ -27,6 +27,9 @@ C2_PORTS: dict[int, str] = {
 # What internal peers legitimately serve: directory, file, remote management, database, web, mail, time.
 INTERNAL_SERVICE_PORTS = frozenset({22, 25, 53, 67, 68, 80, 88, 123, 135, 137, 138, 139, 389, 443, 445, 464, 587,
                                     636, 1433, 1521, 3268, 3269, 3306, 3389, 5432, 5985, 5986, 6379, 9389, 27017})
+# C2 defaults that much ordinary software also uses (alternate HTTPS, dev servers, Tor, vendor agents): the port
+# alone is worth no more than any uncommon port; it still names itself in the evidence.
+AMBIGUOUS_C2_PORTS = frozenset({4443, 8888, 7443, 2222, 9001, 9030, 9050, 9150, 1234, 5555, 6666, 6667, 6697})
 IN_PROCESS_PORTS = frozenset({53, 5353, 5355})  # DNS, mDNS, LLMNR lookups made by the resolver library
 # Ports a well-known client program uses; anything else from it is worth a look.
 EXPECTED_PORTS: dict[str, frozenset[int]] = {
@@ -55,6 +58,7 @@ class NonstandardPort(Detector):
     priority: ClassVar[int] = 40
     explain: ClassVar[dict[str, str]] = {
         "c2_port": "remote port {port} is a known C2/callback port ({known_as})",
+        "ambiguous_c2_port": "remote port {port} is a C2 default ({known_as}) that ordinary software uses too",
         "unexpected": "{program} normally uses port {expected}, here {port}",
         "uncommon_external": "outbound to uncommon port {port} on an external address",
         "lateral": "{program} ({why}) reaches internal host {remote_ip} on port {port}, no service port: a "
@@ -76,6 +80,7 @@ class NonstandardPort(Detector):
                              AND p.remote_port < 49152
                              AND (p.name IN (SELECT name FROM lolbin_names)
                                   OR regexp_matches(lower(coalesce(p.process_path, '')), $odd)) THEN 'lateral'
+                        WHEN c.port IS NOT NULL AND list_contains($ambiguous, c.port) THEN 'ambiguous_c2_port'
                         WHEN c.port IS NOT NULL THEN 'c2_port'
                         WHEN e.name IS NOT NULL AND NOT list_contains(e.ports, p.remote_port)
                              AND NOT list_contains($in_process, p.remote_port) THEN 'unexpected'
@@ -118,5 +123,6 @@ class NonstandardPort(Detector):
                         'usual': array_to_string(usual, ', ')}} AS facts
             FROM ({fleet})"""
         return sql, {"in_process": sorted(IN_PROCESS_PORTS), "internal_services": sorted(INTERNAL_SERVICE_PORTS),
+                     "ambiguous": sorted(AMBIGUOUS_C2_PORTS),
                      "odd": ODD_DIRS, "common": list(ctx.config.common_ports),
                      "min_fleet": ctx.config.min_fleet_for_prevalence, "fleet": ctx.fleet}
