@@ -36,8 +36,8 @@ class InternalScan(Detector):
                    "connection and the port open on {listening}+ fleet hosts: polling or configuration management, "
                    "not a scan (lowered)",
         "scheduled": "fan-out to {targets} internal targets: {hosts} hosts ({sample}) on {ports} ports; "
-                     "{half_open} half-open; an installed vulnerability scanner, or a fan-out recurring across collections {hours} h "
-                     "apart from an installed program: a scheduled scanner (lowered)",
+                     "{half_open} half-open; an installed vulnerability scanner, or a fan-out recurring across "
+                     "collections {hours} h apart from an installed program: a scheduled scanner (lowered)",
     }
 
     def query(self, ctx: Context) -> tuple[str, dict[str, Any]]:
