@@ -18,8 +18,8 @@ PACK = Path(__file__).resolve().parents[1] / "artifacts" / "osquery" / "connhunt
 
 # The subset of osquery's tables and columns the pack reads (from osquery's table specs).
 OSQUERY_TABLES = {
-    "process_open_sockets": "pid, fd, socket, family, protocol, local_address, remote_address, local_port, remote_port, "
-                            "path, state, net_namespace",
+    "process_open_sockets": "pid, fd, socket, family, protocol, local_address, remote_address, local_port, "
+                            "remote_port, path, state, net_namespace",
     "processes": "pid, name, path, cmdline, state, cwd, root, uid, gid, euid, egid, parent, start_time",
     "listening_ports": "pid, port, protocol, family, address, fd, socket, path, net_namespace",
     "users": "uid, gid, username, description, directory, shell, uuid",
