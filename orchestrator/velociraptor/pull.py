@@ -1,8 +1,10 @@
 """Pull a hunt's results into the local DuckDB store as each client's flow finishes, resumably.
 
-Each flow is written in one transaction together with its ledger row (hunt_id, client_id, flow_id, pulled), so a
-pull interrupted anywhere (server killed, network lost, Ctrl-C) leaves either all of a flow's rows or none, and
-a resumed pull skips exactly the flows the ledger holds: every row lands exactly once.
+Rows go through the one Velociraptor mapping (sources/velociraptor_rows), as the offline zip reader's do, so a
+pulled row and the same row read from a hunt export store identically. Each flow is written in one transaction
+together with its ledger row (hunt_id, client_id, flow_id, pulled), so a pull interrupted anywhere (server killed,
+network lost, Ctrl-C) leaves either all of a flow's rows or none, and a resumed pull skips exactly the flows the
+ledger holds: every row lands exactly once.
 """
 
 from __future__ import annotations
@@ -13,12 +15,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from orchestrator.schema import (
-    SchemaError,
-    normalise_connection,
-    normalise_dns,
-    normalise_health,
-)
+from orchestrator.pipeline import IngestStats, store_records
+from orchestrator.schema import normalise_health
+from orchestrator.sources.base import Health
+from orchestrator.sources.velociraptor_rows import Endpoint, map_source
 from orchestrator.store import Store
 from orchestrator.velociraptor import api
 
@@ -64,47 +64,26 @@ def pulled(store: Store, hunt_id: str) -> set[tuple[str, str]]:
     return {(str(c), str(f)) for c, f in rows}
 
 
-def is_dns_source(source: str) -> bool:
-    """Which table an artifact source feeds: DNS sources go to `dns`, everything else to `connections`."""
-    name, _, part = source.partition("/")
-    return name == "Custom.Connhunt.DNS" or part == "DNS"
-
-
-def _normalised(rows: Iterable[dict[str, Any]], client_id: str, hostname: str, dns: bool,
-                rejected: list[str]) -> Iterator[dict[str, Any]]:
-    normalise = normalise_dns if dns else normalise_connection
-    for row in rows:
-        # The endpoint cannot know its client id; the server does, and it is the fleet's host key.
-        record = dict(row, host_id=client_id)
-        try:
-            yield normalise(record, default_host=hostname or client_id, default_source=SOURCE)
-        except SchemaError as exc:
-            rejected.append(str(exc))
+Batches = Iterable[tuple[str, Iterable[list[dict[str, Any]]]]]  # (artifact source, its result batches)
 
 
 def pull_flow(client: api.VelociraptorClient, store: Store, hunt_id: str, flow: api.HuntFlow, artifact: str,
               hostname: str = "", progress: PullProgress | None = None,
               on_progress: Progress | None = None) -> tuple[int, int]:
     """Store one finished flow's rows and its ledger entry in one transaction. Returns (rows, rejected)."""
-
-    def batches() -> Iterator[tuple[bool, list[dict[str, Any]]]]:
-        for source in api.sources_of([flow], artifact):
-            dns = is_dns_source(source)
-            for batch in api.flow_results(client, flow.client_id, flow.flow_id, source):
-                yield dns, batch
-
+    sources = [(source, api.flow_results(client, flow.client_id, flow.flow_id, source))
+               for source in api.sources_of([flow], artifact)]
     notes = []
     if flow.state == "ERROR":
         notes.append(("collection_error", f"hunt {hunt_id} flow {flow.flow_id}: {flow.status or 'collection failed'}"))
-    return store_ledgered(store, hunt_id, flow.client_id, flow.flow_id, flow.state, batches(), hostname, notes,
+    return store_ledgered(store, hunt_id, flow.client_id, flow.flow_id, flow.state, sources, hostname, notes,
                           progress, on_progress)
 
 
-def store_ledgered(store: Store, hunt_id: str, client_id: str, flow_id: str, state: str,
-                   batches: Iterable[tuple[bool, list[dict[str, Any]]]], hostname: str = "",
-                   notes: Iterable[tuple[str, str]] = (), progress: PullProgress | None = None,
+def store_ledgered(store: Store, hunt_id: str, client_id: str, flow_id: str, state: str, sources: Batches,
+                   hostname: str = "", notes: Iterable[tuple[str, str]] = (), progress: PullProgress | None = None,
                    on_progress: Progress | None = None) -> tuple[int, int]:
-    """Store batches of raw rows ((is_dns, rows) pairs) and one ledger row in one transaction.
+    """Map and store the rows of each artifact source, and one ledger row, in one transaction.
 
     Shared by flow pulls and monitor-event pulls (monitor.py) so both get the same exactly-once guarantee: a
     caller that finds (hunt_id, client_id, flow_id) in ``pulled()`` skips it. ``notes`` are (check, message)
@@ -112,24 +91,36 @@ def store_ledgered(store: Store, hunt_id: str, client_id: str, flow_id: str, sta
     """
     ensure_ledger(store)
     con = store.con
-    total = 0
+    stats = IngestStats()
     rejected: list[str] = []
-    con.execute("BEGIN TRANSACTION")
-    try:
-        for dns, batch in batches:
-            table = "dns" if dns else "connections"
-            hostname = hostname or str(batch[0].get("host") or "")
-            total += store.insert(table, _normalised(batch, client_id, hostname, dns, rejected))
+    health = Health(SOURCE)
+    # The endpoint cannot know its client id; the server does, and it is the fleet's host key.
+    endpoint = Endpoint(hostname or client_id, client_id, client_id=client_id, health=health)
+
+    def numbered(source: str, batches: Iterable[list[dict[str, Any]]]) -> Iterator[tuple[str, Any]]:
+        number = 0
+        for batch in batches:
+            for row in batch:
+                number += 1
+                yield f"hunt {hunt_id} flow {flow_id} {source} row {number}", row
             if progress is not None:
                 progress.rows += len(batch)
                 if on_progress:
                     on_progress(progress)
+
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for source, batches in sources:
+            store_records(store, map_source(source, numbered(source, batches), endpoint,
+                                            lambda where, why: rejected.append(f"{where}: {why}")), stats)
+        total = sum(n for kind, n in stats.rows.items() if kind != "health")
         host = hostname or client_id
-        health = [{"host": host, "check": check, "count": 1, "message": message} for check, message in notes]
+        extra = [{"host": host, "check": check, "count": 1, "message": message} for check, message in notes]
         if rejected:
-            health.insert(0, {"host": host, "check": "rejected_record", "count": len(rejected),
-                              "message": f"hunt {hunt_id}: {rejected[0]}"})
-        store.insert("health", [normalise_health(n, default_source=SOURCE) for n in health])
+            extra.insert(0, {"host": host, "check": "rejected_record", "count": len(rejected),
+                             "message": rejected[0]})
+        store.insert("health", [*(row for _, row in health.records()),
+                                *(normalise_health(n, default_source=SOURCE) for n in extra)])
         con.execute(f"INSERT INTO {LEDGER} VALUES (?, ?, ?, ?, ?, ?, ?)",
                     [hunt_id, client_id, flow_id, state, total, len(rejected),
                      datetime.now(timezone.utc).replace(tzinfo=None)])
@@ -137,7 +128,7 @@ def store_ledgered(store: Store, hunt_id: str, client_id: str, flow_id: str, sta
     except BaseException:
         con.execute("ROLLBACK")
         if progress is not None:
-            progress.rows -= total + len(rejected)
+            progress.rows -= sum(stats.rows.values()) + len(rejected)
         raise
     return total, len(rejected)
 

@@ -128,13 +128,29 @@ def test_grpc_stays_quiet() -> None:
     assert proc.stdout.strip() == "NONE", proc.stderr
 
 
-def test_dns_sources_feed_the_dns_table() -> None:
-    from orchestrator.velociraptor import pull
+def test_each_source_has_its_kind_of_row() -> None:
+    """The one mapping the pulls and the zip reader share sends each artifact source to its table."""
+    from orchestrator.sources.velociraptor_rows import Endpoint, map_source
 
-    assert pull.is_dns_source("Custom.Connhunt.DNS/WindowsCache")
-    assert pull.is_dns_source("Custom.Connhunt.Windows.SysmonNetwork/DNS")
-    assert not pull.is_dns_source("Custom.Connhunt.Windows.SysmonNetwork/Connections")
-    assert not pull.is_dns_source("Custom.Connhunt.Netstat/Linux")
+    endpoint = Endpoint("web-1", "C.1", client_id="C.1")
+    conn = {"host": "web-1", "protocol": "tcp", "remote_ip": "203.0.113.5", "remote_port": 443, "local_port": 5,
+            "event": "opened", "attributed": "true", "stdio": "false"}
+    listener = {"host": "web-1", "protocol": "tcp", "local_ip": "0.0.0.0", "local_port": 22}
+    dns = {"host": "web-1", "query": "x.example", "answers": ["cdn.example.net", "::ffff:192.0.2.7"]}
+    cases = {"Custom.Connhunt.Netstat/Linux": conn, "Custom.Connhunt.Monitor": conn,
+             "Custom.Connhunt.Netstat/Listeners": listener, "Custom.Connhunt.DNS/WindowsCache": dns,
+             "Custom.Connhunt.Windows.SysmonNetwork/DNS": dns,
+             "Custom.Connhunt.Windows.SysmonNetwork/Connections": conn}
+    got = {source: [(kind, row.get("host_id"), row.get("answers"), row.get("stdio"))
+                    for kind, row in map_source(source, [("r1", row)], endpoint, pytest.fail)]
+           for source, row in cases.items()}
+    assert got == {"Custom.Connhunt.Netstat/Linux": [("connection", "C.1", None, False)],
+                   "Custom.Connhunt.Monitor": [("connection", "C.1", None, False)],
+                   "Custom.Connhunt.Netstat/Listeners": [("listener", "C.1", None, None)],
+                   # canonical addresses only, whichever path the row took
+                   "Custom.Connhunt.DNS/WindowsCache": [("dns", "C.1", ["192.0.2.7"], None)],
+                   "Custom.Connhunt.Windows.SysmonNetwork/DNS": [("dns", "C.1", ["192.0.2.7"], None)],
+                   "Custom.Connhunt.Windows.SysmonNetwork/Connections": [("connection", "C.1", None, False)]}
 
 
 def test_rows_insert_column_wise_into_every_table() -> None:
