@@ -20,6 +20,9 @@ from orchestrator.sources.sysmon import ip_answers
 
 SOURCE = "velociraptor"
 MONITOR = "Custom.Connhunt.Monitor"
+MONITOR_WINDOW = "Custom.Connhunt.MonitorWindow"
+# A connection is the same while these are (the monitor artifact's own _key), and one opening is one first_seen.
+_IDENTITY = ("protocol", "local_ip", "local_port", "remote_ip", "remote_port", "pid", "process_start", "first_seen")
 Bad = Callable[[str, object], None]
 
 
@@ -50,6 +53,8 @@ class RowMapper:
 
     map: Callable[[Mapping[str, Any], Endpoint], Record | None]
     listening: Callable[[Mapping[str, Any]], str | None] | None = None
+    # a whole-source step before mapping (the monitor's opened/closed events merged into one row per opening)
+    prepare: Callable[[list[tuple[str, Any]]], list[tuple[str, Any]]] | None = None
 
 
 def split_source(artifact_source: str) -> tuple[str, str]:
@@ -63,12 +68,14 @@ def mapper_for(artifact_source: str) -> RowMapper | None:
     artifact, source = split_source(artifact_source)
     if artifact == "Custom.Connhunt.Netstat":
         return _LISTENER if source == "Listeners" else _CONNECTION
-    if artifact == MONITOR:
-        return _CONNECTION
+    if artifact in (MONITOR, MONITOR_WINDOW):
+        return _MONITOR
     if artifact == "Custom.Connhunt.Windows.SysmonNetwork":
         return _DNS if source == "DNS" else _CONNECTION
     if artifact == "Custom.Connhunt.DNS":
         return _DNS
+    if artifact.startswith("Custom.Connhunt."):  # connhunt's own (e.g. bench/pull's): connection schema columns
+        return _CONNECTION
     return _BUILTIN.get(artifact)
 
 
@@ -85,6 +92,8 @@ def map_source(artifact_source: str, rows: Iterable[tuple[str, Any]], endpoint: 
             endpoint.health.note(endpoint.host, "unknown_artifact", f"rows of artifact "
                                  f"{split_source(artifact_source)[0]} not read: connhunt does not know its columns")
         return
+    if mapper.prepare is not None:
+        rows = mapper.prepare(list(rows))
     if mapper.listening is not None:
         rows = list(rows)
         keys = {mapper.listening(row) for _, row in rows if isinstance(row, Mapping)}
@@ -137,7 +146,35 @@ def _schema_dns(row: Mapping[str, Any], endpoint: Endpoint) -> Record | None:
     return normalise("dns", record)
 
 
+def openings(rows: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    """One row per opening of the monitor's events: 'opened'/'present' rows, last_seen from their 'closed' row.
+
+    Every reconnect of a beacon is a new socket, hence its own row and its own first_seen: exactly the series of
+    starts the beacon detector scores. A 'closed' row whose opening fell before the window still stands for a
+    connection (it carries the opening's first_seen), so it is kept on its own. Rows without an event column
+    (not the monitor's) pass through.
+    """
+    merged: dict[tuple[Any, ...], tuple[str, dict[str, Any]]] = {}
+    out: list[tuple[str, Any]] = []
+    for where, row in rows:
+        event = row.get("event") if isinstance(row, Mapping) else None
+        if event is None:
+            out.append((where, row))
+            continue
+        if event not in ("opened", "present", "closed"):
+            continue
+        key = tuple(row.get(k) for k in _IDENTITY)
+        record = {k: v for k, v in row.items() if k != "event" and not k.startswith("_")}
+        if key not in merged:
+            merged[key] = (where, record)
+            out.append(merged[key])
+        elif event == "closed":
+            merged[key][1].update(last_seen=record.get("last_seen"), observations=record.get("observations"))
+    return out
+
+
 _CONNECTION = RowMapper(_schema_connection)
+_MONITOR = RowMapper(_schema_connection, prepare=openings)
 _LISTENER = RowMapper(_schema_listener)
 _DNS = RowMapper(_schema_dns)
 

@@ -33,8 +33,6 @@ ARTIFACT = "Custom.Connhunt.Monitor"
 DEFAULT_INTERVAL = 10
 # Ledger flow id of a hunt's monitor pull: one per (hunt, client), whatever the window.
 LEDGER_FLOW = f"monitor:{ARTIFACT}"
-# A connection is the same while these are (the artifact's own _key), and one opening is one first_seen.
-_IDENTITY = ("protocol", "local_ip", "local_port", "remote_ip", "remote_port", "pid", "process_start", "first_seen")
 
 
 def _get_table(client: api.VelociraptorClient) -> dict[str, Any]:
@@ -179,27 +177,6 @@ def events(client: api.VelociraptorClient, client_id: str, start: float, end: fl
                          timeout=max(client.timeout, api.RESULTS_TIMEOUT), context=f"monitor events of {client_id}")
 
 
-def connection_rows(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """One connection row per opening: 'opened'/'present' rows, with last_seen taken from their 'closed' row.
-
-    Every reconnect of a beacon is a new socket, hence its own row and its own first_seen: exactly the series of
-    starts the beacon detector scores. A 'closed' row whose opening fell before the window still stands for a
-    connection (it carries the opening's first_seen), so it is kept on its own.
-    """
-    merged: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for row in rows:
-        event = row.get("event")
-        if event not in ("opened", "present", "closed"):
-            continue
-        key = tuple(row.get(k) for k in _IDENTITY)
-        record = {k: v for k, v in row.items() if k != "event" and not k.startswith("_")}
-        if key not in merged:
-            merged[key] = record
-        elif event == "closed":
-            merged[key].update(last_seen=record.get("last_seen"), observations=record.get("observations"))
-    return list(merged.values())
-
-
 def pull_events(client: api.VelociraptorClient, store: Store, hunt_id: str, client_ids: Iterable[str],
                 window: float, *, hostnames: Mapping[str, str] | None = None,
                 now: float | None = None) -> tuple[int, int, int]:
@@ -216,14 +193,13 @@ def pull_events(client: api.VelociraptorClient, store: Store, hunt_id: str, clie
         if (client_id, LEDGER_FLOW) in done:
             skipped += 1
             continue
-        # Whole window in memory: opened and closed rows must meet to merge. Monitor rows are few (one per
-        # connection change), so a window's worth per client is small next to a netstat flow.
+        # Whole window in memory: opened and closed rows must meet to merge (the one mapping merges them, as for
+        # a zip). Monitor rows are few (one per connection change), so a window per client is small.
         raw = [row for batch in events(client, client_id, start, end) for row in batch]
-        rows = connection_rows(raw)
-        state = "FINISHED" if rows else "EMPTY"
+        state = "FINISHED" if raw else "EMPTY"
         notes = [] if raw else [("monitor_empty", f"hunt {hunt_id}: no {ARTIFACT} events from {client_id} in the "
                                                   f"last {int(window)}s (run `connhunt monitor enable`)")]
-        sources = [(ARTIFACT, [rows])] if rows else []
+        sources = [(ARTIFACT, [raw])] if raw else []
         n, bad = pull.store_ledgered(store, hunt_id, client_id, LEDGER_FLOW, state, sources,
                                      (hostnames or {}).get(client_id, ""), notes)
         total += n

@@ -10,7 +10,7 @@ ledger holds: every row lands exactly once.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -40,6 +40,8 @@ class PullProgress:
     """Where a pull stands; handed to the progress callback after every batch and every flow."""
 
     hunt_id: str
+    targeted: int | None = None  # clients the hunt's label/OS match (None: not known, e.g. on a resume)
+    online: int | None = None  # of those, seen by the server within the last minute when the hunt started
     scheduled: int = 0
     finished: int = 0
     errors: int = 0
@@ -67,12 +69,16 @@ def pulled(store: Store, hunt_id: str) -> set[tuple[str, str]]:
 Batches = Iterable[tuple[str, Iterable[list[dict[str, Any]]]]]  # (artifact source, its result batches)
 
 
-def pull_flow(client: api.VelociraptorClient, store: Store, hunt_id: str, flow: api.HuntFlow, artifact: str,
-              hostname: str = "", progress: PullProgress | None = None,
+def pull_flow(client: api.VelociraptorClient, store: Store, hunt_id: str, flow: api.HuntFlow,
+              artifacts: str | Sequence[str], hostname: str = "", progress: PullProgress | None = None,
               on_progress: Progress | None = None) -> tuple[int, int]:
-    """Store one finished flow's rows and its ledger entry in one transaction. Returns (rows, rejected)."""
+    """Store one finished flow's rows (of these artifacts' sources) and its ledger entry in one transaction.
+
+    Returns (rows, rejected).
+    """
+    names = [artifacts] if isinstance(artifacts, str) else list(artifacts)
     sources = [(source, api.flow_results(client, flow.client_id, flow.flow_id, source))
-               for source in api.sources_of([flow], artifact)]
+               for name in names for source in api.sources_of([flow], name)]
     notes = []
     if flow.state == "ERROR":
         notes.append(("collection_error", f"hunt {hunt_id} flow {flow.flow_id}: {flow.status or 'collection failed'}"))
@@ -133,20 +139,21 @@ def store_ledgered(store: Store, hunt_id: str, client_id: str, flow_id: str, sta
     return total, len(rejected)
 
 
-def pull_hunt(client: api.VelociraptorClient, store: Store, hunt_id: str, artifact: str = api.ARTIFACT, *,
+def pull_hunt(client: api.VelociraptorClient, store: Store, hunt_id: str, artifact: str | None = None, *,
               expect: int | None = None, wait: float = 600.0, poll: float = 2.0,
               hostnames: dict[str, str] | None = None, on_progress: Progress | None = None,
-              sleep: Callable[[float], None] = time.sleep) -> PullProgress:
+              progress: PullProgress | None = None, sleep: Callable[[float], None] = time.sleep) -> PullProgress:
     """Pull every finished flow of the hunt not yet in the ledger, until all are done (bounded by ``wait``).
 
-    ``expect`` is how many clients the hunt should reach; without it the pull ends as soon as every flow the
-    server has scheduled so far is done. An unknown hunt, or an expired one that reached no client, raises.
+    Every artifact of the hunt is pulled (``artifact`` only when the server no longer says which it ran). ``expect``
+    is how many clients the hunt should reach; without it the pull ends as soon as every flow the server has
+    scheduled so far is done. An unknown hunt raises; an expired one, or one that reached no client within
+    ``wait``, raises HuntUnreachable (resuming cannot help).
     """
     info = api.hunt_info(client, hunt_id)
-    if artifact not in info.artifacts and info.artifacts:
-        artifact = info.artifacts[0]
+    artifacts = info.artifacts or ((artifact,) if artifact else (api.ARTIFACT,))
     hostnames = dict(hostnames or {})
-    progress = PullProgress(hunt_id=hunt_id)
+    progress = progress or PullProgress(hunt_id=hunt_id)
     done = pulled(store, hunt_id)
     progress.already = len(done)
     deadline = time.monotonic() + wait
@@ -158,7 +165,7 @@ def pull_hunt(client: api.VelociraptorClient, store: Store, hunt_id: str, artifa
         for flow in flows:
             if not api.flow_done(flow) or (flow.client_id, flow.flow_id) in done:
                 continue
-            pull_flow(client, store, hunt_id, flow, artifact, hostnames.get(flow.client_id, ""), progress,
+            pull_flow(client, store, hunt_id, flow, artifacts, hostnames.get(flow.client_id, ""), progress,
                       on_progress)
             done.add((flow.client_id, flow.flow_id))
             progress.pulled_flows += 1
@@ -170,10 +177,11 @@ def pull_hunt(client: api.VelociraptorClient, store: Store, hunt_id: str, artifa
         if info.expired or time.monotonic() >= deadline:
             break
         sleep(poll)
-        info = api.hunt_info(client, hunt_id)
+        if not info.from_flows:
+            info = api.hunt_info(client, hunt_id)
     if not flows:
-        why = "expired" if info.expired else f"reached no client within {wait:.0f}s"
-        raise api.VelociraptorError(f"Velociraptor API {client.endpoint} (hunt {hunt_id}): hunt {why}")
+        why = "expired before reaching any client" if info.expired else f"reached no client within {wait:.0f}s"
+        raise api.HuntUnreachable(f"Velociraptor API {client.endpoint} (hunt {hunt_id}): hunt {why}")
     waiting = sum(not api.flow_done(f) for f in flows)
     missing = max(0, (expect or 0) - len(flows))
     progress.notes.append(f"hunt {hunt_id}: stopped waiting with {waiting} collection(s) still running and "
