@@ -176,3 +176,32 @@ def test_monitor_enable_touches_only_its_own_entry(velociraptor, tmp_path: Path)
     assert missing.returncode == 0 and "was not enabled" in missing.stderr
     with api.connect(config) as client:
         assert _group_specs(monitor._get_table(client), "connhunt-nowhere") is None
+
+
+def test_hunt_watch_window_gives_beacon_timing_without_a_standing_monitor(velociraptor, beacon: Planted,
+                                                                          tmp_path: Path) -> None:
+    """`hunt --watch 30s`: the hunt itself runs Custom.Connhunt.MonitorWindow next to the snapshot, on the real
+    client, and the beacon detector gets the series of reconnects from it. No monitor is installed."""
+    config = str(velociraptor.api_config)
+    pushed = run_cli("artifacts", "push", "--api-config", config, tmp=tmp_path)
+    assert pushed.returncode == 0, pushed.stderr
+    with api.connect(config) as client:
+        assert monitor.installed(client) == []
+    db = tmp_path / "hunt.duckdb"
+    started = time.monotonic()
+    proc = run_cli("hunt", "--api-config", config, "--expires", "10m", "--wait", "120", "--db", str(db),
+                   "--watch", "30s", "--format", "json", "--min-risk", "low", tmp=tmp_path)
+    elapsed = time.monotonic() - started
+    assert proc.returncode == 0, proc.stderr
+    assert 30 <= elapsed < 120, elapsed
+    report = json.loads(proc.stdout)
+    mine = [f for f in report["findings"] if f["process_path"] == str(beacon.path)]
+    assert mine, [(f["process_path"], f["destination"]) for f in report["findings"]]
+    assert "T1071" in mine[0]["techniques"] and any(e.startswith("[beacon") for e in mine[0]["evidence"]), mine[0]
+    with Store(db) as store:
+        starts = store.query("SELECT count(*) AS n, count(DISTINCT first_seen) AS d FROM connections "
+                             "WHERE process_path = ? AND remote_port = ?", [str(beacon.path), PORT])[0]
+        ledger = store.query(f"SELECT flow_id FROM {pull.LEDGER}")
+    # one row per opening (opened/closed events merged), a check-in every 2 s over 30 s; plus the snapshot's one
+    assert starts["n"] >= WANT_OPENED and starts["d"] >= WANT_OPENED - 1, starts
+    assert len(ledger) == 1  # one flow holds both artifacts
