@@ -398,3 +398,33 @@ def test_hunt_export_one_host_per_client(tmp_path: Path, folders: bool) -> None:
     expected_web = read(make_zip(tmp_path / "web.zip", {"Custom.Connhunt.Netstat/Linux": [web]}))[1]
     assert stored[1] == {**rows(expected_web, "connection")[0], "host_id": "C.aaaa1111"}
     assert health(records) == {}
+
+
+@pytest.mark.velociraptor
+def test_real_stock_netstat_enriched_collection(velociraptor_binary: Path, tmp_path: Path) -> None:
+    """Velociraptor's own Linux.Network.NetstatEnriched, collected for real while this process listens and holds
+    both ends of a loopback connection: a listener row, the served end inbound, the client end outbound."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    client = socket.create_connection(listener.getsockname())
+    accepted, _ = listener.accept()
+    server_port, client_port = listener.getsockname()[1], client.getsockname()[1]
+    output = tmp_path / "stock.zip"
+    try:
+        result = subprocess.run([str(velociraptor_binary), "--nobanner", "artifacts", "collect",
+                                 "Linux.Network.NetstatEnriched", "--output", str(output)],
+                                capture_output=True, text=True, timeout=600, cwd=tmp_path)
+        assert result.returncode == 0 and output.is_file(), result.stderr[-3000:]
+    finally:
+        for sock in (client, accepted, listener):
+            sock.close()
+    _, records = read(output)
+    executable = os.path.realpath(f"/proc/{os.getpid()}/exe")
+    mine = sorted((r["local_port"], r["remote_port"], r["direction"], r["process_path"], r["pid"], r["username"])
+                   for r in rows(records, "connection") if {r["local_port"], r["remote_port"]} ==
+                   {server_port, client_port})
+    user = pwd.getpwuid(os.getuid()).pw_name
+    assert mine == sorted([(server_port, client_port, "inbound", executable, os.getpid(), user),
+                           (client_port, server_port, "outbound", executable, os.getpid(), user)])
+    listening = [(r["local_ip"], r["process_path"], r["attributed"]) for r in rows(records, "listener")
+                 if r["local_port"] == server_port]
+    assert listening == [("127.0.0.1", executable, True)]
