@@ -33,8 +33,8 @@ PYTHON = os.path.realpath(sys.executable)
 
 def test_artifacts_exist() -> None:
     names = {p.stem for p in ARTIFACTS}
-    assert {"Custom.Connhunt.Netstat", "Custom.Connhunt.Monitor", "Custom.Connhunt.Windows.SysmonNetwork",
-            "Custom.Connhunt.DNS"} <= names
+    assert {"Custom.Connhunt.Netstat", "Custom.Connhunt.Monitor", "Custom.Connhunt.MonitorWindow",
+            "Custom.Connhunt.Windows.SysmonNetwork", "Custom.Connhunt.DNS"} <= names
 
 
 @pytest.mark.parametrize("path", ARTIFACTS, ids=lambda p: p.stem)
