@@ -112,17 +112,19 @@ def run(client: api.VelociraptorClient, plan: HuntPlan, db: Path | None = None, 
     Raises InputError (bad --db, a label or OS that matches no client), VelociraptorError (the server), and
     CollectionError on Ctrl-C; errors that a resume can repair say how to resume.
     """
+    if db is not None and db.is_dir():  # say so before asking the server anything
+        raise InputError(f"--db {db}: is a directory, expected a DuckDB file")
+    clients = api.list_clients(client)
+    matching = targeted(clients, plan.label, plan.os_name)
+    if not matching:
+        what = " and ".join(x for x in (f"label {plan.label!r}" if plan.label else "",
+                                        f"OS {plan.os_name!r}" if plan.os_name else "") if x)
+        raise InputError(f"no Velociraptor client of {client.endpoint} matches {what or 'the hunt'}: "
+                         f"nothing to hunt (see `connhunt clients`)")
     store = open_database(db) if db else None
     try:
         if store is None:
             check_data_dir(data_dir())
-        clients = api.list_clients(client)
-        matching = targeted(clients, plan.label, plan.os_name)
-        if not matching:
-            what = " and ".join(x for x in (f"label {plan.label!r}" if plan.label else "",
-                                            f"OS {plan.os_name!r}" if plan.os_name else "") if x)
-            raise InputError(f"no Velociraptor client of {client.endpoint} matches {what or 'the hunt'}: "
-                             f"nothing to hunt (see `connhunt clients`)")
         reachable = online(matching)
         artifacts = [plan.artifact] + ([WINDOW_ARTIFACT] if plan.watch else [])
         window_params = ({WINDOW_ARTIFACT: {"Duration": plan.watch, "Interval": plan.watch_interval}}
