@@ -24,7 +24,7 @@ os.environ.setdefault("GRPC_VERBOSITY", "NONE")
 import grpc  # noqa: E402 - after GRPC_VERBOSITY, which grpc reads when it loads
 from pyvelociraptor import api_pb2, api_pb2_grpc  # noqa: E402
 
-from orchestrator.errors import CollectionError
+from orchestrator.errors import CollectionError, ExitCode
 from orchestrator.resources import artifacts_dir
 
 # pyvelociraptor's own lookup: this variable, then ~/.pyvelociraptorrc.
@@ -53,6 +53,16 @@ class VelociraptorError(CollectionError):
         super().__init__(_one_line(message))
 
 
+class ApiConfigError(VelociraptorError):
+    """The API config file is not one (unreadable, not UTF-8, not YAML, keys missing): bad input, exit 2."""
+
+    exit_code = ExitCode.BAD_INPUT
+
+
+class HuntUnreachable(VelociraptorError):
+    """The hunt expired or reached no client: resuming it cannot help."""
+
+
 def _one_line(text: str) -> str:
     text = _PEM.sub("<pem>", str(text))
     return " ".join(text.split())
@@ -79,20 +89,23 @@ def load_api_config(path: str | os.PathLike[str] | None = None) -> ApiConfig:
     source = "--api-config" if path else (API_FILE_ENV if os.environ.get(API_FILE_ENV) else "default")
     try:
         text = Path(chosen).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ApiConfigError(f"{chosen} ({source}): not a Velociraptor API config (not UTF-8 text: byte "
+                             f"{exc.start})") from None
     except OSError as exc:
-        raise VelociraptorError(f"cannot read Velociraptor API config {chosen} ({source}): "
-                                f"{exc.strerror or type(exc).__name__}") from None
+        raise ApiConfigError(f"cannot read Velociraptor API config {chosen} ({source}): "
+                             f"{exc.strerror or type(exc).__name__}") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError:
         # The parser's message quotes the file, which holds the key: say only where it failed.
-        raise VelociraptorError(f"{chosen}: not a Velociraptor API config (invalid YAML)") from None
+        raise ApiConfigError(f"{chosen}: not a Velociraptor API config (invalid YAML)") from None
     if not isinstance(data, dict):
-        raise VelociraptorError(f"{chosen}: not a Velociraptor API config (not a mapping)")
+        raise ApiConfigError(f"{chosen}: not a Velociraptor API config (not a mapping)")
     missing = [k for k in ("api_connection_string", "ca_certificate", "client_cert", "client_private_key")
                if not isinstance(data.get(k), str) or not data.get(k)]
     if missing:
-        raise VelociraptorError(f"{chosen}: not a Velociraptor API config (missing {', '.join(missing)})")
+        raise ApiConfigError(f"{chosen}: not a Velociraptor API config (missing {', '.join(missing)})")
     if "ENCRYPTED" in data["client_private_key"]:
         raise VelociraptorError(f"{chosen}: the API key is encrypted; connhunt needs an unencrypted API config")
     _check_key_matches_cert(f"Velociraptor API {data['api_connection_string']}: {chosen}", data["client_cert"],
@@ -156,6 +169,7 @@ class HuntInfo:
     artifacts: tuple[str, ...]
     expires: float | None  # epoch seconds
     created: float | None
+    from_flows: bool = False  # hunts() did not know it: rebuilt from hunt_flows()
 
     @property
     def expired(self) -> bool:
@@ -332,35 +346,49 @@ def parse_duration(text: str | float | int) -> int:
     return seconds
 
 
-def create_hunt(client: VelociraptorClient, artifact: str = ARTIFACT, *, label: str | None = None,
+def create_hunt(client: VelociraptorClient, artifact: str | Sequence[str] = ARTIFACT, *, label: str | None = None,
                 os: str | None = None, expires: str | int = "1h", description: str = "connhunt hunt",
-                parameters: Mapping[str, Any] | None = None) -> str:
-    """Start a hunt and return its id.
+                parameters: Mapping[str, Any] | None = None,
+                artifact_parameters: Mapping[str, Mapping[str, Any]] | None = None) -> str:
+    """Start a hunt of one or more artifacts and return its id.
 
-    hunt(os=...) silently drops label conditions, so with a label the hunt targets the label (include_labels) and
-    the OS is passed to the artifact as TargetOS, whose queries then return nothing on other systems.
+    ``parameters`` go to every artifact, ``artifact_parameters`` to the one named. hunt(os=...) silently drops label
+    conditions, so with a label the hunt targets the label (include_labels) and the OS is passed to the artifacts
+    as TargetOS, whose queries then return nothing on other systems.
     """
+    artifacts = [artifact] if isinstance(artifact, str) else list(artifact)
     params = dict(parameters or {})
     os_condition = ""
     if os and label:
         params["TargetOS"] = f"^{re.escape(os.lower())}$"
     elif os:
         os_condition = os.lower()
-    spec = {artifact: {k: artifact_param(v) for k, v in params.items()}}
+    spec = {name: {k: artifact_param(v) for k, v in {**params, **(artifact_parameters or {}).get(name, {})}.items()}
+            for name in artifacts}
     with hint_unknown_artifact():
         rows = client.query(
-            "SELECT hunt(artifacts=[ArtifactName], description=Description, spec=parse_json(data=Spec), "
-            "expires=now() + int(int=ExpiresSec), include_labels=parse_json_array(data=Labels), os=OS) AS hunt "
-            "FROM scope()",
-            {"ArtifactName": artifact, "Description": description, "Spec": spec,
+            "SELECT hunt(artifacts=parse_json_array(data=ArtifactNames), description=Description, "
+            "spec=parse_json(data=Spec), expires=now() + int(int=ExpiresSec), "
+            "include_labels=parse_json_array(data=Labels), os=OS) AS hunt FROM scope()",
+            {"ArtifactNames": artifacts, "Description": description, "Spec": spec,
              "ExpiresSec": parse_duration(expires), "Labels": [label] if label else [], "OS": os_condition},
-            context=f"creating a hunt for {artifact}")
+            context=f"creating a hunt for {', '.join(artifacts)}")
     hunt = rows[0].get("hunt") if rows else None
     hunt_id = hunt.get("HuntId") if isinstance(hunt, dict) else None
     if not hunt_id:
         raise VelociraptorError(f"Velociraptor API {client.endpoint}: the server did not create the hunt for "
-                                f"{artifact} (is the artifact pushed? run `connhunt artifacts push`)")
+                                f"{', '.join(artifacts)} (is the artifact pushed? run `connhunt artifacts push`)")
     return str(hunt_id)
+
+
+def add_to_hunt(client: VelociraptorClient, hunt_id: str, client_id: str) -> bool:
+    """Schedule the hunt's flow on one client now (hunt_add), instead of at the client's next hunt check.
+
+    The server records the client as a participant, so the hunt does not schedule it a second time.
+    """
+    rows = client.query("SELECT hunt_add(client_id=ClientId, hunt_id=HuntId) AS added FROM scope()",
+                        {"ClientId": client_id, "HuntId": hunt_id}, context=f"hunt {hunt_id}")
+    return bool(rows and rows[0].get("added"))
 
 
 @contextmanager
@@ -380,12 +408,23 @@ def artifact_param(value: Any) -> str:
 
 
 def hunt_info(client: VelociraptorClient, hunt_id: str) -> HuntInfo:
+    """The hunt's record; when hunts() has forgotten it (Velociraptor 0.77 can, after a server restart) but
+    hunt_flows() still serves its flows, a record rebuilt from those flows (artifacts from their sources; no
+    expiry known)."""
     rows = client.query("SELECT hunt_id, state, artifacts, expires / 1000000 AS expires, "
                         "create_time / 1000000 AS created FROM hunts(hunt_id=HuntId)",
                         {"HuntId": hunt_id}, context=f"hunt {hunt_id}")
     rows = [r for r in rows if r.get("hunt_id") == hunt_id]
     if not rows:
-        raise VelociraptorError(f"Velociraptor API {client.endpoint}: unknown hunt {hunt_id}")
+        try:
+            flows = hunt_flows(client, hunt_id)
+        except VelociraptorError:  # hunt_flows() of a hunt nobody knows logs an error
+            flows = []
+        if not flows:
+            raise VelociraptorError(f"Velociraptor API {client.endpoint}: unknown hunt {hunt_id}")
+        artifacts = sorted({source.partition("/")[0] for flow in flows for source in flow.sources})
+        return HuntInfo(hunt_id=hunt_id, state="UNKNOWN", artifacts=tuple(artifacts), expires=None, created=None,
+                        from_flows=True)
     row = rows[0]
     return HuntInfo(hunt_id=hunt_id, state=str(row.get("state") or ""), artifacts=tuple(row.get("artifacts") or ()),
                     expires=row.get("expires") or None, created=row.get("created") or None)

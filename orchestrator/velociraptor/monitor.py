@@ -5,11 +5,14 @@ reconnect) has nothing to work with. The monitor artifact samples the socket tab
 endpoint and emits an "opened" row for each new connection; pulled over a window, those rows give one connection
 row per reconnect, with first_seen = when it opened.
 
-Installing edits the server's client monitoring table (get_client_monitoring / set_client_monitoring). We use
-get/set rather than add_client_monitoring() because only a full spec can carry ``max_batch_wait`` (how long a
-client holds event rows before uploading them; the server's default is about two minutes), and because
-add_client_monitoring() leaves an already-installed artifact's parameters as they were. The read-modify-write is
-not atomic against another administrator editing the table at the same moment.
+Installing touches only connhunt's entry of the server's client event table: add_client_monitoring() and
+rm_client_monitoring() edit one artifact of one group on the server side, so other artifacts' entries (their
+parameters, their batch settings) stay exactly as their owners set them. Only ``max_batch_wait`` (how long a
+client holds event rows before uploading them; the server's default is about two minutes) cannot be given to
+add_client_monitoring(); with --batch-wait connhunt reads the table, changes its own spec and nothing else, and
+writes it back (get/set_client_monitoring), as it does to drop a label group its removal left empty. Velociraptor
+checks the permissions of every artifact in the table on any change (a server limitation), so a user without,
+say, EXECVE cannot change the table while an artifact needing it is installed; the error says so.
 
 Pulled events are stored through pull.store_ledgered under a ledger entry per (hunt, client), so a resumed hunt
 does not store them twice.
@@ -20,6 +23,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from orchestrator.store import Store
@@ -29,8 +33,6 @@ ARTIFACT = "Custom.Connhunt.Monitor"
 DEFAULT_INTERVAL = 10
 # Ledger flow id of a hunt's monitor pull: one per (hunt, client), whatever the window.
 LEDGER_FLOW = f"monitor:{ARTIFACT}"
-# A connection is the same while these are (the artifact's own _key), and one opening is one first_seen.
-_IDENTITY = ("protocol", "local_ip", "local_port", "remote_ip", "remote_port", "pid", "process_start", "first_seen")
 
 
 def _get_table(client: api.VelociraptorClient) -> dict[str, Any]:
@@ -79,6 +81,14 @@ def _set_table(client: api.VelociraptorClient, table: dict[str, Any]) -> dict[st
     return result
 
 
+def _spec(table: dict[str, Any], label: str | None) -> list[dict[str, Any]] | None:
+    """connhunt's specs in one group of the table, or None when the group (or the artifact) is not there."""
+    group = _group(table, label, create=False)
+    if group is None or ARTIFACT not in (group.get("artifacts") or ()):
+        return None
+    return [s for s in group.get("specs") or () if s.get("artifact") == ARTIFACT]
+
+
 def enable(client: api.VelociraptorClient, *, label: str | None = None, interval: int = DEFAULT_INTERVAL,
            batch_wait: int | None = None, parameters: Mapping[str, Any] | None = None) -> bool:
     """Install (or reinstall with these parameters) the monitor for all clients or one label group.
@@ -89,33 +99,64 @@ def enable(client: api.VelociraptorClient, *, label: str | None = None, interval
     """
     if interval < 1:
         raise ValueError("the monitor interval must be at least 1 second")
-    table = _get_table(client)
-    group = _group(table, label, create=True)
-    assert group is not None
     env = {"Interval": interval, **(parameters or {})}
     spec: dict[str, Any] = {"artifact": ARTIFACT, "parameters": {
         "env": [{"key": k, "value": api.artifact_param(v)} for k, v in env.items()]}}
     if batch_wait:
         spec["max_batch_wait"] = int(batch_wait)
-    previous = [s for s in group.get("specs") or () if s.get("artifact") == ARTIFACT]
-    unchanged = ARTIFACT in (group.get("artifacts") or ()) and previous == [spec]
-    if unchanged:
+    table = _get_table(client)
+    if _spec(table, label) == [spec]:
         return False
-    _without(group, ARTIFACT)
-    group["artifacts"].append(ARTIFACT)
-    group["specs"].append(spec)
-    with api.hint_unknown_artifact():
+    with api.hint_unknown_artifact(), _permission_hint():
+        if not batch_wait:
+            rows = client.query("SELECT add_client_monitoring(artifact=ArtifactName, label=Label, "
+                                "parameters=parse_json(data=Params)) AS table FROM scope()",
+                                {"ArtifactName": ARTIFACT, "Label": label or "",
+                                 "Params": {k: api.artifact_param(v) for k, v in env.items()}},
+                                context="client monitoring table")
+            if not rows or not isinstance(rows[0].get("table"), dict):
+                raise api.VelociraptorError(f"Velociraptor API {client.endpoint}: the server did not add {ARTIFACT} "
+                                            f"to the client monitoring table (is the artifact pushed?)")
+            return True
+        group = _group(table, label, create=True)
+        assert group is not None
+        _without(group, ARTIFACT)
+        group.setdefault("artifacts", []).append(ARTIFACT)
+        group.setdefault("specs", []).append(spec)
         _set_table(client, table)
     return True
 
 
+@contextmanager
+def _permission_hint() -> Iterator[None]:
+    try:
+        yield
+    except api.VelociraptorError as exc:
+        if "permission" in str(exc).lower() or "ClientEventTable" in str(exc):
+            raise api.VelociraptorError(f"{exc} (Velociraptor checks every artifact of the client event table on "
+                                        f"any change: this user needs the permissions of all of them)") from None
+        raise
+
+
 def disable(client: api.VelociraptorClient, *, label: str | None = None) -> bool:
-    """Remove the monitor from all clients or one label group. Returns False when it was not installed there."""
+    """Remove the monitor from all clients or one label group, and the label group if that leaves it empty.
+
+    Returns False when it was not installed there.
+    """
     table = _get_table(client)
-    group = _group(table, label, create=False)
-    if group is None or not _without(group, ARTIFACT):
-        return False
-    _set_table(client, table)
+    if _spec(table, label) is None:
+        return False  # rm_client_monitoring() would create a missing label group: do not call it
+    with _permission_hint():
+        client.query("SELECT rm_client_monitoring(artifact=ArtifactName, label=Label) AS table FROM scope()",
+                     {"ArtifactName": ARTIFACT, "Label": label or ""}, context="client monitoring table")
+        if label:
+            table = _get_table(client)
+            groups = table.get("label_events") or []
+            kept = [g for g in groups if g.get("label") != label
+                    or (g.get("artifacts") or {}).get("artifacts") or (g.get("artifacts") or {}).get("specs")]
+            if len(kept) != len(groups):
+                table["label_events"] = kept
+                _set_table(client, table)
     return True
 
 
@@ -136,27 +177,6 @@ def events(client: api.VelociraptorClient, client_id: str, start: float, end: fl
                          timeout=max(client.timeout, api.RESULTS_TIMEOUT), context=f"monitor events of {client_id}")
 
 
-def connection_rows(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """One connection row per opening: 'opened'/'present' rows, with last_seen taken from their 'closed' row.
-
-    Every reconnect of a beacon is a new socket, hence its own row and its own first_seen: exactly the series of
-    starts the beacon detector scores. A 'closed' row whose opening fell before the window still stands for a
-    connection (it carries the opening's first_seen), so it is kept on its own.
-    """
-    merged: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for row in rows:
-        event = row.get("event")
-        if event not in ("opened", "present", "closed"):
-            continue
-        key = tuple(row.get(k) for k in _IDENTITY)
-        record = {k: v for k, v in row.items() if k != "event" and not k.startswith("_")}
-        if key not in merged:
-            merged[key] = record
-        elif event == "closed":
-            merged[key].update(last_seen=record.get("last_seen"), observations=record.get("observations"))
-    return list(merged.values())
-
-
 def pull_events(client: api.VelociraptorClient, store: Store, hunt_id: str, client_ids: Iterable[str],
                 window: float, *, hostnames: Mapping[str, str] | None = None,
                 now: float | None = None) -> tuple[int, int, int]:
@@ -173,14 +193,14 @@ def pull_events(client: api.VelociraptorClient, store: Store, hunt_id: str, clie
         if (client_id, LEDGER_FLOW) in done:
             skipped += 1
             continue
-        # Whole window in memory: opened and closed rows must meet to merge. Monitor rows are few (one per
-        # connection change), so a window's worth per client is small next to a netstat flow.
+        # Whole window in memory: opened and closed rows must meet to merge (the one mapping merges them, as for
+        # a zip). Monitor rows are few (one per connection change), so a window per client is small.
         raw = [row for batch in events(client, client_id, start, end) for row in batch]
-        rows = connection_rows(raw)
-        state = "FINISHED" if rows else "EMPTY"
+        state = "FINISHED" if raw else "EMPTY"
         notes = [] if raw else [("monitor_empty", f"hunt {hunt_id}: no {ARTIFACT} events from {client_id} in the "
                                                   f"last {int(window)}s (run `connhunt monitor enable`)")]
-        n, bad = pull.store_ledgered(store, hunt_id, client_id, LEDGER_FLOW, state, [(False, rows)] if rows else [],
+        sources = [(ARTIFACT, [raw])] if raw else []
+        n, bad = pull.store_ledgered(store, hunt_id, client_id, LEDGER_FLOW, state, sources,
                                      (hostnames or {}).get(client_id, ""), notes)
         total += n
         rejected += bad

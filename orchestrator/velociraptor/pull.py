@@ -1,24 +1,24 @@
 """Pull a hunt's results into the local DuckDB store as each client's flow finishes, resumably.
 
-Each flow is written in one transaction together with its ledger row (hunt_id, client_id, flow_id, pulled), so a
-pull interrupted anywhere (server killed, network lost, Ctrl-C) leaves either all of a flow's rows or none, and
-a resumed pull skips exactly the flows the ledger holds: every row lands exactly once.
+Rows go through the one Velociraptor mapping (sources/velociraptor_rows), as the offline zip reader's do, so a
+pulled row and the same row read from a hunt export store identically. Each flow is written in one transaction
+together with its ledger row (hunt_id, client_id, flow_id, pulled), so a pull interrupted anywhere (server killed,
+network lost, Ctrl-C) leaves either all of a flow's rows or none, and a resumed pull skips exactly the flows the
+ledger holds: every row lands exactly once.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from orchestrator.schema import (
-    SchemaError,
-    normalise_connection,
-    normalise_dns,
-    normalise_health,
-)
+from orchestrator.pipeline import IngestStats, store_records
+from orchestrator.schema import normalise_health
+from orchestrator.sources.base import Health
+from orchestrator.sources.velociraptor_rows import Endpoint, map_source
 from orchestrator.store import Store
 from orchestrator.velociraptor import api
 
@@ -40,6 +40,8 @@ class PullProgress:
     """Where a pull stands; handed to the progress callback after every batch and every flow."""
 
     hunt_id: str
+    targeted: int | None = None  # clients the hunt's label/OS match (None: not known, e.g. on a resume)
+    online: int | None = None  # of those, seen by the server within the last minute when the hunt started
     scheduled: int = 0
     finished: int = 0
     errors: int = 0
@@ -64,47 +66,30 @@ def pulled(store: Store, hunt_id: str) -> set[tuple[str, str]]:
     return {(str(c), str(f)) for c, f in rows}
 
 
-def is_dns_source(source: str) -> bool:
-    """Which table an artifact source feeds: DNS sources go to `dns`, everything else to `connections`."""
-    name, _, part = source.partition("/")
-    return name == "Custom.Connhunt.DNS" or part == "DNS"
+Batches = Iterable[tuple[str, Iterable[list[dict[str, Any]]]]]  # (artifact source, its result batches)
 
 
-def _normalised(rows: Iterable[dict[str, Any]], client_id: str, hostname: str, dns: bool,
-                rejected: list[str]) -> Iterator[dict[str, Any]]:
-    normalise = normalise_dns if dns else normalise_connection
-    for row in rows:
-        # The endpoint cannot know its client id; the server does, and it is the fleet's host key.
-        record = dict(row, host_id=client_id)
-        try:
-            yield normalise(record, default_host=hostname or client_id, default_source=SOURCE)
-        except SchemaError as exc:
-            rejected.append(str(exc))
-
-
-def pull_flow(client: api.VelociraptorClient, store: Store, hunt_id: str, flow: api.HuntFlow, artifact: str,
-              hostname: str = "", progress: PullProgress | None = None,
+def pull_flow(client: api.VelociraptorClient, store: Store, hunt_id: str, flow: api.HuntFlow,
+              artifacts: str | Sequence[str], hostname: str = "", progress: PullProgress | None = None,
               on_progress: Progress | None = None) -> tuple[int, int]:
-    """Store one finished flow's rows and its ledger entry in one transaction. Returns (rows, rejected)."""
+    """Store one finished flow's rows (of these artifacts' sources) and its ledger entry in one transaction.
 
-    def batches() -> Iterator[tuple[bool, list[dict[str, Any]]]]:
-        for source in api.sources_of([flow], artifact):
-            dns = is_dns_source(source)
-            for batch in api.flow_results(client, flow.client_id, flow.flow_id, source):
-                yield dns, batch
-
+    Returns (rows, rejected).
+    """
+    names = [artifacts] if isinstance(artifacts, str) else list(artifacts)
+    sources = [(source, api.flow_results(client, flow.client_id, flow.flow_id, source))
+               for name in names for source in api.sources_of([flow], name)]
     notes = []
     if flow.state == "ERROR":
         notes.append(("collection_error", f"hunt {hunt_id} flow {flow.flow_id}: {flow.status or 'collection failed'}"))
-    return store_ledgered(store, hunt_id, flow.client_id, flow.flow_id, flow.state, batches(), hostname, notes,
+    return store_ledgered(store, hunt_id, flow.client_id, flow.flow_id, flow.state, sources, hostname, notes,
                           progress, on_progress)
 
 
-def store_ledgered(store: Store, hunt_id: str, client_id: str, flow_id: str, state: str,
-                   batches: Iterable[tuple[bool, list[dict[str, Any]]]], hostname: str = "",
-                   notes: Iterable[tuple[str, str]] = (), progress: PullProgress | None = None,
+def store_ledgered(store: Store, hunt_id: str, client_id: str, flow_id: str, state: str, sources: Batches,
+                   hostname: str = "", notes: Iterable[tuple[str, str]] = (), progress: PullProgress | None = None,
                    on_progress: Progress | None = None) -> tuple[int, int]:
-    """Store batches of raw rows ((is_dns, rows) pairs) and one ledger row in one transaction.
+    """Map and store the rows of each artifact source, and one ledger row, in one transaction.
 
     Shared by flow pulls and monitor-event pulls (monitor.py) so both get the same exactly-once guarantee: a
     caller that finds (hunt_id, client_id, flow_id) in ``pulled()`` skips it. ``notes`` are (check, message)
@@ -112,24 +97,36 @@ def store_ledgered(store: Store, hunt_id: str, client_id: str, flow_id: str, sta
     """
     ensure_ledger(store)
     con = store.con
-    total = 0
+    stats = IngestStats()
     rejected: list[str] = []
-    con.execute("BEGIN TRANSACTION")
-    try:
-        for dns, batch in batches:
-            table = "dns" if dns else "connections"
-            hostname = hostname or str(batch[0].get("host") or "")
-            total += store.insert(table, _normalised(batch, client_id, hostname, dns, rejected))
+    health = Health(SOURCE)
+    # The endpoint cannot know its client id; the server does, and it is the fleet's host key.
+    endpoint = Endpoint(hostname or client_id, client_id, client_id=client_id, health=health)
+
+    def numbered(source: str, batches: Iterable[list[dict[str, Any]]]) -> Iterator[tuple[str, Any]]:
+        number = 0
+        for batch in batches:
+            for row in batch:
+                number += 1
+                yield f"hunt {hunt_id} flow {flow_id} {source} row {number}", row
             if progress is not None:
                 progress.rows += len(batch)
                 if on_progress:
                     on_progress(progress)
+
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for source, batches in sources:
+            store_records(store, map_source(source, numbered(source, batches), endpoint,
+                                            lambda where, why: rejected.append(f"{where}: {why}")), stats)
+        total = sum(n for kind, n in stats.rows.items() if kind != "health")
         host = hostname or client_id
-        health = [{"host": host, "check": check, "count": 1, "message": message} for check, message in notes]
+        extra = [{"host": host, "check": check, "count": 1, "message": message} for check, message in notes]
         if rejected:
-            health.insert(0, {"host": host, "check": "rejected_record", "count": len(rejected),
-                              "message": f"hunt {hunt_id}: {rejected[0]}"})
-        store.insert("health", [normalise_health(n, default_source=SOURCE) for n in health])
+            extra.insert(0, {"host": host, "check": "rejected_record", "count": len(rejected),
+                             "message": rejected[0]})
+        store.insert("health", [*(row for _, row in health.records()),
+                                *(normalise_health(n, default_source=SOURCE) for n in extra)])
         con.execute(f"INSERT INTO {LEDGER} VALUES (?, ?, ?, ?, ?, ?, ?)",
                     [hunt_id, client_id, flow_id, state, total, len(rejected),
                      datetime.now(timezone.utc).replace(tzinfo=None)])
@@ -137,25 +134,26 @@ def store_ledgered(store: Store, hunt_id: str, client_id: str, flow_id: str, sta
     except BaseException:
         con.execute("ROLLBACK")
         if progress is not None:
-            progress.rows -= total + len(rejected)
+            progress.rows -= sum(stats.rows.values()) + len(rejected)
         raise
     return total, len(rejected)
 
 
-def pull_hunt(client: api.VelociraptorClient, store: Store, hunt_id: str, artifact: str = api.ARTIFACT, *,
+def pull_hunt(client: api.VelociraptorClient, store: Store, hunt_id: str, artifact: str | None = None, *,
               expect: int | None = None, wait: float = 600.0, poll: float = 2.0,
               hostnames: dict[str, str] | None = None, on_progress: Progress | None = None,
-              sleep: Callable[[float], None] = time.sleep) -> PullProgress:
+              progress: PullProgress | None = None, sleep: Callable[[float], None] = time.sleep) -> PullProgress:
     """Pull every finished flow of the hunt not yet in the ledger, until all are done (bounded by ``wait``).
 
-    ``expect`` is how many clients the hunt should reach; without it the pull ends as soon as every flow the
-    server has scheduled so far is done. An unknown hunt, or an expired one that reached no client, raises.
+    Every artifact of the hunt is pulled (``artifact`` only when the server no longer says which it ran). ``expect``
+    is how many clients the hunt should reach; without it the pull ends as soon as every flow the server has
+    scheduled so far is done. An unknown hunt raises; an expired one, or one that reached no client within
+    ``wait``, raises HuntUnreachable (resuming cannot help).
     """
     info = api.hunt_info(client, hunt_id)
-    if artifact not in info.artifacts and info.artifacts:
-        artifact = info.artifacts[0]
+    artifacts = info.artifacts or ((artifact,) if artifact else (api.ARTIFACT,))
     hostnames = dict(hostnames or {})
-    progress = PullProgress(hunt_id=hunt_id)
+    progress = progress or PullProgress(hunt_id=hunt_id)
     done = pulled(store, hunt_id)
     progress.already = len(done)
     deadline = time.monotonic() + wait
@@ -167,7 +165,7 @@ def pull_hunt(client: api.VelociraptorClient, store: Store, hunt_id: str, artifa
         for flow in flows:
             if not api.flow_done(flow) or (flow.client_id, flow.flow_id) in done:
                 continue
-            pull_flow(client, store, hunt_id, flow, artifact, hostnames.get(flow.client_id, ""), progress,
+            pull_flow(client, store, hunt_id, flow, artifacts, hostnames.get(flow.client_id, ""), progress,
                       on_progress)
             done.add((flow.client_id, flow.flow_id))
             progress.pulled_flows += 1
@@ -179,10 +177,11 @@ def pull_hunt(client: api.VelociraptorClient, store: Store, hunt_id: str, artifa
         if info.expired or time.monotonic() >= deadline:
             break
         sleep(poll)
-        info = api.hunt_info(client, hunt_id)
+        if not info.from_flows:
+            info = api.hunt_info(client, hunt_id)
     if not flows:
-        why = "expired" if info.expired else f"reached no client within {wait:.0f}s"
-        raise api.VelociraptorError(f"Velociraptor API {client.endpoint} (hunt {hunt_id}): hunt {why}")
+        why = "expired before reaching any client" if info.expired else f"reached no client within {wait:.0f}s"
+        raise api.HuntUnreachable(f"Velociraptor API {client.endpoint} (hunt {hunt_id}): hunt {why}")
     waiting = sum(not api.flow_done(f) for f in flows)
     missing = max(0, (expect or 0) - len(flows))
     progress.notes.append(f"hunt {hunt_id}: stopped waiting with {waiting} collection(s) still running and "

@@ -38,7 +38,8 @@ def schema_row(**fields: Any) -> dict[str, Any]:
            "process_start": T0 - 600, "parent_name": "systemd", "parent_path": "/usr/lib/systemd/systemd",
            "exe_sha256": None, "protocol": "tcp", "family": "ipv4", "local_ip": "10.0.0.6", "local_port": 41000,
            "remote_ip": "203.0.113.5", "remote_port": 4444, "state": "ESTABLISHED", "first_seen": T0,
-           "last_seen": T0, "observations": 1, "attributed": True}
+           "last_seen": T0, "observations": 1, "attributed": True, "direction": "outbound", "seen_by": "snapshot",
+           "attribution": "pid", "stdio": None}
     row.update(fields)
     return row
 
@@ -76,7 +77,8 @@ def test_connhunt_netstat_rows_and_host_from_client_info(tmp_path: Path) -> None
         "exe_sha256": None, "protocol": "tcp", "family": "ipv4", "local_ip": "10.0.0.6", "local_port": 41000,
         "remote_ip": "203.0.113.5", "remote_port": 4444, "state": "ESTABLISHED",
         "first_seen": utc("2026-11-23T01:00:00"), "last_seen": utc("2026-11-23T01:00:00"), "observations": 1,
-        "remote_hostname": None, "attributed": True}]
+        "remote_hostname": None, "attributed": True, "direction": "outbound", "seen_by": "snapshot",
+        "attribution": "pid", "stdio": None}]
     # `artifacts collect` runs all three OS sources: only the endpoint's own (client_info.json OS linux) is read
     assert health(records) == {"other_os_source": 2}
 
@@ -120,11 +122,11 @@ def test_sysmon_and_dns_artifacts(tmp_path: Path) -> None:
     connection = rows(records, "connection")[0]
     assert (connection["host"], connection["source"], connection["process_identity"], connection["os"]) == (
         "WS-7", "sysmon", "c:\\users\\public\\x.exe", "windows")
-    # the Sysmon rows' answers read as sysmon.py reads QueryResults: addresses only, canonical
+    # every DNS source's answers as sysmon.py reads QueryResults (and as a live pull stores them): addresses only,
+    # canonical, so they match connections' remote_ip
     assert [(d["source"], d["pid"], d["query"], d["answers"], d["timestamp"]) for d in rows(records, "dns")] == [
         ("sysmon", 5120, "update.bad.example", ["203.0.113.5"], utc("2026-11-23T00:59:59")),
-        ("velociraptor", None, "update.bad.example", ["cdn.bad.example", "203.0.113.5"],
-         utc("2026-11-23T00:59:59"))]
+        ("velociraptor", None, "update.bad.example", ["203.0.113.5"], utc("2026-11-23T00:59:59"))]
 
 
 def test_stock_linux_netstat(tmp_path: Path) -> None:
@@ -145,8 +147,16 @@ def test_stock_linux_netstat(tmp_path: Path) -> None:
         "process_start": None, "parent_name": None, "parent_path": None, "exe_sha256": None, "protocol": "tcp",
         "family": "ipv4", "local_ip": "10.0.0.6", "local_port": 41000, "remote_ip": "203.0.113.5",
         "remote_port": 4444, "state": "ESTABLISHED", "first_seen": utc("2026-11-23T01:00:00"),
-        "last_seen": utc("2026-11-23T01:00:00"), "observations": 1, "remote_hostname": None, "attributed": True}]
-    assert health(records) == {"not_connected": 1}
+        "last_seen": utc("2026-11-23T01:00:00"), "observations": 1, "remote_hostname": None, "attributed": True,
+        "direction": "outbound", "seen_by": "snapshot", "attribution": "pid", "stdio": None}]
+    assert rows(records, "listener") == [{
+        "host": "web-2", "host_id": CLIENT_INFO["HostID"], "os": "linux", "collected_at": utc("2026-11-23T01:00:00"),
+        "source": "velociraptor", "pid": 0, "ppid": None, "process_name": None, "process_path": None,
+        "process_identity": "<unknown>", "command_line": None, "username": None, "process_start": None,
+        "parent_name": None, "parent_path": None, "exe_sha256": None, "protocol": "tcp", "family": "ipv4",
+        "local_ip": "0.0.0.0", "local_port": 22, "first_seen": utc("2026-11-23T01:00:00"),
+        "last_seen": utc("2026-11-23T01:00:00"), "observations": 1, "attributed": False}]
+    assert health(records) == {}
 
 
 def test_stock_windows_netstat_enriched(tmp_path: Path) -> None:
@@ -165,7 +175,11 @@ def test_stock_windows_netstat_enriched(tmp_path: Path) -> None:
         "host": "WS-7", "os": "windows", "pid": 5120, "ppid": 880, "process_identity": "c:\\users\\public\\x.exe",
         "exe_sha256": "cc" * 32, "state": "ESTABLISHED", "first_seen": utc("2026-11-23T00:59:58"),
         "remote_ip": "203.0.113.5", "remote_port": 4444}
-    assert health(records) == {"not_connected": 1}
+    # the unconnected UDP socket is a listener; a Windows socket without a creation time has no first_seen of its own
+    assert [(r["protocol"], r["local_port"], r["process_identity"], r["first_seen"])
+            for r in rows(records, "listener")] == [
+        ("udp", 49712, "c:\\users\\public\\x.exe", utc("2026-11-23T01:00:00"))]
+    assert health(records) == {}
 
 
 def test_unknown_artifact_and_no_client_info(tmp_path: Path) -> None:
@@ -312,3 +326,105 @@ def test_damaged_member_names_zip_and_member(tmp_path: Path) -> None:
     one_line_error(run_connhunt("score", str(path)), member)
     error = one_line_error(run_connhunt("score", str(path), "--skip-bad"), member)
     assert "truncated or damaged" in error
+
+
+def test_stock_netstat_enriched_tells_inbound_from_the_collections_listeners(tmp_path: Path) -> None:
+    """Linux.Network.NetstatEnriched rows (connections() joined to the process tracker): LISTEN rows are listeners,
+    and a connected socket on a listening port is a client of that service."""
+    sshd = {"Name": "sshd", "Exe": "/usr/sbin/sshd", "CommandLine": "sshd: /usr/sbin/sshd -D", "Username": "root",
+            "Ppid": 1, "Pid": 812}
+    implant = {"Name": "kworkerd", "Exe": "/dev/shm/kworkerd", "CommandLine": "/dev/shm/kworkerd", "Username": "www",
+               "Ppid": 1, "Pid": 4242}
+    listen = {"Laddr": "0.0.0.0", "Lport": 22, "Raddr": "0.0.0.0", "Rport": 0, "Pid": 812, "Status": "LISTEN",
+              "ProcInfo": sshd, "CallChain": "systemd -> sshd", "ChildrenTree": {}}
+    client = {**listen, "Laddr": "10.0.0.6", "Raddr": "198.51.100.23", "Rport": 40112, "Status": "ESTABLISHED"}
+    beacon = {"Laddr": "10.0.0.6", "Lport": 41000, "Raddr": "203.0.113.5", "Rport": 4444, "Pid": 4242,
+              "Status": "ESTABLISHED", "ProcInfo": implant, "CallChain": "systemd -> kworkerd", "ChildrenTree": {}}
+    # the listener comes last: direction is decided over the whole collection, not row by row
+    path = make_zip(tmp_path / "web-2.zip", {"Linux.Network.NetstatEnriched": [client, beacon, listen]})
+    _, records = read(path)
+    assert [(r["process_path"], r["local_port"], r["remote_ip"], r["remote_port"], r["direction"], r["username"])
+            for r in rows(records, "connection")] == [
+        ("/usr/sbin/sshd", 22, "198.51.100.23", 40112, "inbound", "root"),
+        ("/dev/shm/kworkerd", 41000, "203.0.113.5", 4444, "outbound", "www")]
+    assert [(r["process_path"], r["local_ip"], r["local_port"], r["pid"]) for r in rows(records, "listener")] == [
+        ("/usr/sbin/sshd", "0.0.0.0", 22, 812)]
+
+
+def test_stock_windows_netstat_flat_columns(tmp_path: Path) -> None:
+    """Windows.Network.Netstat selects Laddr.IP etc. without aliases: VQL names those columns "Laddr.IP"."""
+    row = {"Pid": 5120, "Name": "x.exe", "Family": "IPv4", "Type": "TCP", "Status": "ESTAB", "Laddr.IP": "10.0.0.7",
+           "Laddr.Port": 49712, "Raddr.IP": "203.0.113.5", "Raddr.Port": 4444, "Timestamp": "2026-11-23T00:59:58Z"}
+    path = make_zip(tmp_path / "ws-7.zip", {"Windows.Network.Netstat": [row]},
+                    client_info={**CLIENT_INFO, "Hostname": "WS-7", "OS": "windows"})
+    _, records = read(path)
+    assert [(r["process_identity"], r["local_ip"], r["local_port"], r["remote_ip"], r["remote_port"], r["state"],
+             r["direction"], r["first_seen"]) for r in rows(records, "connection")] == [
+        ("x.exe", "10.0.0.7", 49712, "203.0.113.5", 4444, "ESTABLISHED", "outbound", utc("2026-11-23T00:59:58"))]
+
+
+def _hunt_export(path: Path, clients: dict[str, list[dict[str, Any]]], *, folders: bool = True) -> Path:
+    """A hunt export as create_hunt_download writes it (vql/server/downloads): hunt_info.json, the combined
+    results/All <Artifact>%2F<Source>.json with FlowId/ClientId/Fqdn columns, and per flow a
+    <hostname>-<client id>/ folder holding the server's client record and the flow's results."""
+    source = "Custom.Connhunt.Netstat%2FLinux"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("hunt_info.json", json.dumps({"hunt_id": "H.TEST", "artifacts": ["Custom.Connhunt.Netstat"]}))
+        combined = [{**row, "FlowId": f"F.{i}", "ClientId": client, "Fqdn": row["host"]}
+                    for i, (client, client_rows) in enumerate(sorted(clients.items())) for row in client_rows]
+        archive.writestr(f"results/All {source}.json", "".join(json.dumps(r) + "\n" for r in combined))
+        if folders:
+            for client, client_rows in clients.items():
+                folder = f"{client_rows[0]['host']}-{client}/"
+                archive.writestr(folder + "client_info.json", json.dumps(
+                    {"client_id": client, "hostname": client_rows[0]["host"], "system": "linux"}))
+                archive.writestr(folder + "collection_context.json", json.dumps(
+                    {"session_id": "F.X", "create_time": T0 * 10**9, "state": "FINISHED"}))
+                archive.writestr(folder + f"results/{source}.json", "".join(json.dumps(r) + "\n" for r in client_rows))
+    return path
+
+
+@pytest.mark.parametrize("folders", [True, False], ids=["per-client folders", "combined only"])
+def test_hunt_export_one_host_per_client(tmp_path: Path, folders: bool) -> None:
+    web = schema_row(host="web-2")
+    db = schema_row(host="db-1", host_id="other-machine-id", pid=77, local_port=41001)
+    path = _hunt_export(tmp_path / "hunt.zip", {"C.aaaa1111": [web], "C.bbbb2222": [db]}, folders=folders)
+    _, records = read(path)
+    stored = sorted(rows(records, "connection"), key=lambda r: r["host"])
+    # the client id is the fleet's host key, as a live pull stores it; each row once (the combined copy is not read
+    # when the folders are there)
+    assert [(r["host"], r["host_id"], r["pid"], r["local_port"]) for r in stored] == [
+        ("db-1", "C.bbbb2222", 77, 41001), ("web-2", "C.aaaa1111", 4242, 41000)]
+    expected_web = read(make_zip(tmp_path / "web.zip", {"Custom.Connhunt.Netstat/Linux": [web]}))[1]
+    assert stored[1] == {**rows(expected_web, "connection")[0], "host_id": "C.aaaa1111"}
+    assert health(records) == {}
+
+
+@pytest.mark.velociraptor
+def test_real_stock_netstat_enriched_collection(velociraptor_binary: Path, tmp_path: Path) -> None:
+    """Velociraptor's own Linux.Network.NetstatEnriched, collected for real while this process listens and holds
+    both ends of a loopback connection: a listener row, the served end inbound, the client end outbound."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    client = socket.create_connection(listener.getsockname())
+    accepted, _ = listener.accept()
+    server_port, client_port = listener.getsockname()[1], client.getsockname()[1]
+    output = tmp_path / "stock.zip"
+    try:
+        result = subprocess.run([str(velociraptor_binary), "--nobanner", "artifacts", "collect",
+                                 "Linux.Network.NetstatEnriched", "--output", str(output)],
+                                capture_output=True, text=True, timeout=600, cwd=tmp_path)
+        assert result.returncode == 0 and output.is_file(), result.stderr[-3000:]
+    finally:
+        for sock in (client, accepted, listener):
+            sock.close()
+    _, records = read(output)
+    executable = os.path.realpath(f"/proc/{os.getpid()}/exe")
+    mine = sorted((r["local_port"], r["remote_port"], r["direction"], r["process_path"], r["pid"], r["username"])
+                   for r in rows(records, "connection") if {r["local_port"], r["remote_port"]} ==
+                   {server_port, client_port})
+    user = pwd.getpwuid(os.getuid()).pw_name
+    assert mine == sorted([(server_port, client_port, "inbound", executable, os.getpid(), user),
+                           (client_port, server_port, "outbound", executable, os.getpid(), user)])
+    listening = [(r["local_ip"], r["process_path"], r["attributed"]) for r in rows(records, "listener")
+                 if r["local_port"] == server_port]
+    assert listening == [("127.0.0.1", executable, True)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -128,13 +129,29 @@ def test_grpc_stays_quiet() -> None:
     assert proc.stdout.strip() == "NONE", proc.stderr
 
 
-def test_dns_sources_feed_the_dns_table() -> None:
-    from orchestrator.velociraptor import pull
+def test_each_source_has_its_kind_of_row() -> None:
+    """The one mapping the pulls and the zip reader share sends each artifact source to its table."""
+    from orchestrator.sources.velociraptor_rows import Endpoint, map_source
 
-    assert pull.is_dns_source("Custom.Connhunt.DNS/WindowsCache")
-    assert pull.is_dns_source("Custom.Connhunt.Windows.SysmonNetwork/DNS")
-    assert not pull.is_dns_source("Custom.Connhunt.Windows.SysmonNetwork/Connections")
-    assert not pull.is_dns_source("Custom.Connhunt.Netstat/Linux")
+    endpoint = Endpoint("web-1", "C.1", client_id="C.1")
+    conn = {"host": "web-1", "protocol": "tcp", "remote_ip": "203.0.113.5", "remote_port": 443, "local_port": 5,
+            "event": "opened", "attributed": "true", "stdio": "false"}
+    listener = {"host": "web-1", "protocol": "tcp", "local_ip": "0.0.0.0", "local_port": 22}
+    dns = {"host": "web-1", "query": "x.example", "answers": ["cdn.example.net", "::ffff:192.0.2.7"]}
+    cases = {"Custom.Connhunt.Netstat/Linux": conn, "Custom.Connhunt.Monitor": conn,
+             "Custom.Connhunt.Netstat/Listeners": listener, "Custom.Connhunt.DNS/WindowsCache": dns,
+             "Custom.Connhunt.Windows.SysmonNetwork/DNS": dns,
+             "Custom.Connhunt.Windows.SysmonNetwork/Connections": conn}
+    got = {source: [(kind, row.get("host_id"), row.get("answers"), row.get("stdio"))
+                    for kind, row in map_source(source, [("r1", row)], endpoint, pytest.fail)]
+           for source, row in cases.items()}
+    assert got == {"Custom.Connhunt.Netstat/Linux": [("connection", "C.1", None, False)],
+                   "Custom.Connhunt.Monitor": [("connection", "C.1", None, False)],
+                   "Custom.Connhunt.Netstat/Listeners": [("listener", "C.1", None, None)],
+                   # canonical addresses only, whichever path the row took
+                   "Custom.Connhunt.DNS/WindowsCache": [("dns", "C.1", ["192.0.2.7"], None)],
+                   "Custom.Connhunt.Windows.SysmonNetwork/DNS": [("dns", "C.1", ["192.0.2.7"], None)],
+                   "Custom.Connhunt.Windows.SysmonNetwork/Connections": [("connection", "C.1", None, False)]}
 
 
 def test_rows_insert_column_wise_into_every_table() -> None:
@@ -154,3 +171,41 @@ def test_rows_insert_column_wise_into_every_table() -> None:
         assert row["remote_ip"] == "203.0.113.5" and row["first_seen"].year == 2026 and row["attributed"]
         assert store.query("SELECT query, answers FROM dns")[0] == {"query": "example.com",
                                                                      "answers": ["203.0.113.5"]}
+
+
+@pytest.mark.parametrize("command", [("clients",), ("hunt",), ("hunt", "--resume", "H.1"), ("artifacts", "push"),
+                                     ("monitor", "enable"), ("monitor", "disable"),
+                                     ("collect", "--client", "C.0123456789abcdef")])
+def test_non_utf8_api_config_is_one_line_exit_2(command: tuple[str, ...], tmp_path: Path) -> None:
+    """/bin/ls is no API config: every command that takes one says so in one line, exit 2 (bad input)."""
+    proc = subprocess.run([sys.executable, "-c", "from orchestrator.cli import main; main()", *command,
+                           "--api-config", "/bin/ls"], capture_output=True, text=True, timeout=60,
+                          cwd=Path(__file__).resolve().parents[2],
+                          env={**os.environ, "CONNHUNT_DATA": str(tmp_path)})
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2, proc.stderr
+    assert lines == ["connhunt: error: /bin/ls (--api-config): not a Velociraptor API config (not UTF-8 text: "
+                     f"byte {lines[0].rsplit('byte ', 1)[-1]}"], proc.stderr
+    assert not list(tmp_path.rglob("*.duckdb"))
+
+
+def test_parameters_parse_as_data() -> None:
+    from orchestrator import fleet_hunt
+    from orchestrator.errors import InputError
+
+    assert fleet_hunt.parse_parameters(["ProcessNameRegex=^nginx$", "X=a=b", "Empty="]) == {
+        "ProcessNameRegex": "^nginx$", "X": "a=b", "Empty": ""}
+    for bad in ("novalue", "=x", "a b=c", "x'; DROP=1"):
+        with pytest.raises(InputError):
+            fleet_hunt.parse_parameters([bad])
+
+
+def test_online_means_the_last_minute() -> None:
+    from orchestrator import fleet_hunt
+
+    now = 1_800_000_000.0
+    clients = [api.ClientInfo(f"C.{age}", f"h{age}", "linux", ("servers",), now - age) for age in (5, 59, 61, 600)]
+    clients.append(api.ClientInfo("C.never", "hn", "linux", (), None))
+    assert [c.client_id for c in fleet_hunt.online(clients, now)] == ["C.5", "C.59"]
+    assert [c.client_id for c in fleet_hunt.targeted(clients, "servers", "LINUX")] == ["C.5", "C.59", "C.61", "C.600"]
+    assert fleet_hunt.targeted(clients, "servers", "windows") == []

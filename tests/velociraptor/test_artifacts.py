@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.resources import artifacts_dir
-from orchestrator.schema import CONNECTION_COLUMNS
+from orchestrator.schema import CONNECTION_COLUMNS, LISTENER_COLUMNS
 from orchestrator.velociraptor import api
 
 pytestmark = pytest.mark.velociraptor
@@ -27,13 +27,14 @@ pytestmark = pytest.mark.velociraptor
 ARTIFACTS = sorted(artifacts_dir("velociraptor").glob("*.yaml"))
 # What the endpoint reports; the store derives process_identity, and a socket table knows no remote hostname.
 NETSTAT_COLUMNS = [c for c, _ in CONNECTION_COLUMNS if c not in ("process_identity", "remote_hostname")]
+LISTENER_COLUMNS_REPORTED = [c for c, _ in LISTENER_COLUMNS if c != "process_identity"]
 PYTHON = os.path.realpath(sys.executable)
 
 
 def test_artifacts_exist() -> None:
     names = {p.stem for p in ARTIFACTS}
-    assert {"Custom.Connhunt.Netstat", "Custom.Connhunt.Monitor", "Custom.Connhunt.Windows.SysmonNetwork",
-            "Custom.Connhunt.DNS"} <= names
+    assert {"Custom.Connhunt.Netstat", "Custom.Connhunt.Monitor", "Custom.Connhunt.MonitorWindow",
+            "Custom.Connhunt.Windows.SysmonNetwork", "Custom.Connhunt.DNS"} <= names
 
 
 @pytest.mark.parametrize("path", ARTIFACTS, ids=lambda p: p.stem)
@@ -97,12 +98,15 @@ def test_netstat_on_the_real_client_attributes_a_socket(velociraptor, held_conne
         flow = api.collect_client(client, velociraptor.client_id, api.ARTIFACT,
                                   parameters={"ProcessNameRegex": "python"}, wait=120)
         assert flow.state == "FINISHED", flow.status
-        assert flow.sources == ("Custom.Connhunt.Netstat/Linux",)  # the other OS sources' preconditions held
-        rows = [r for batch in api.flow_results(client, velociraptor.client_id, flow.flow_id, flow.sources[0])
-                for r in batch]
-    assert rows
+        # the other OS sources' preconditions held; listeners come in their own source
+        assert sorted(flow.sources) == ["Custom.Connhunt.Netstat/Linux", "Custom.Connhunt.Netstat/Listeners"]
+        rows, listeners = ([r for batch in api.flow_results(client, velociraptor.client_id, flow.flow_id, source)
+                            for r in batch] for source in sorted(flow.sources))
+    assert rows and listeners
     for row in rows:
         assert list(row) == NETSTAT_COLUMNS
+    for row in listeners:
+        assert list(row) == LISTENER_COLUMNS_REPORTED
     mine = [r for r in rows if r["pid"] == held_connection.proc.pid]
     assert len(mine) == 1, rows
     row = mine[0]
@@ -112,9 +116,17 @@ def test_netstat_on_the_real_client_attributes_a_socket(velociraptor, held_conne
         "127.0.0.1", held_connection.local_port, "127.0.0.1", held_connection.port)
     assert (row["protocol"], row["family"], row["state"], row["source"], row["os"]) == (
         "tcp", "ipv4", "ESTABLISHED", "velociraptor", "linux")
+    assert (row["direction"], row["seen_by"], row["attribution"], row["stdio"]) == (
+        "outbound", "snapshot", "pid", None)
     assert row["ppid"] == os.getpid() and row["parent_path"] == PYTHON
     assert row["host"] == velociraptor.hostname
     assert abs(row["process_start"] - time.time()) < 600 and row["username"] == "root"
+    # This test's side of the connection is a client of its own listener: inbound, and the listener is a row.
+    served = [r for r in rows if r["pid"] == os.getpid() and r["local_port"] == held_connection.port]
+    assert [(r["remote_port"], r["direction"]) for r in served] == [(held_connection.local_port, "inbound")]
+    listening = [r for r in listeners if r["pid"] == os.getpid() and r["local_port"] == held_connection.port]
+    assert [(r["protocol"], r["local_ip"], r["process_path"], r["attributed"]) for r in listening] == [
+        ("tcp", "127.0.0.1", PYTHON, True)]
 
 
 def test_monitor_reports_connections_present_opening_and_closing(velociraptor_binary: Path) -> None:

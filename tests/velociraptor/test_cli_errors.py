@@ -111,7 +111,8 @@ def test_expired_hunt(velociraptor, tmp_path: Path) -> None:
         hunt_id = api.create_hunt(client, label="connhunt-nobody", expires="2s")
     time.sleep(3)
     proc = run_cli("hunt", "--resume", hunt_id, "--api-config", str(velociraptor.api_config), tmp=tmp_path)
-    assert_one_line_failure(proc, hunt_id, "expired", secrets=key_lines(velociraptor.api_config))
+    line = assert_one_line_failure(proc, hunt_id, "expired", secrets=key_lines(velociraptor.api_config))
+    assert "resume" not in line  # resuming an expired hunt cannot help: do not suggest it
 
 
 def test_bad_usage_is_exit_2(velociraptor, tmp_path: Path) -> None:

@@ -149,7 +149,10 @@ def test_collect_one_client_to_jsonl_that_score_reads(velociraptor, tmp_path: Pa
                            for r in records)
     scored = run_cli("score", str(out), "--format", "json", tmp=tmp_path)
     assert scored.returncode == 0, scored.stderr
-    assert json.loads(scored.stdout)["hunt"]["rows"]["connections"] == len(records)
+    kinds = [r.get("kind", "connection") for r in records]
+    assert set(kinds) == {"connection", "listener"}  # the client's own listening sockets are rows too
+    assert json.loads(scored.stdout)["hunt"]["rows"]["connections"] == kinds.count("connection")
+    assert all(r["local_port"] and "remote_ip" not in r for r in records if r.get("kind") == "listener")
 
 
 def test_collect_unknown_client_is_exit_3(velociraptor, tmp_path: Path) -> None:

@@ -120,3 +120,88 @@ def test_monitor_window_gives_the_hunt_beacon_timing(velociraptor, beacon: Plant
     assert disabled.returncode == 0, disabled.stderr
     with api.connect(config) as client:
         assert monitor.installed(client) == []
+
+
+def _group_specs(table: dict, label: str | None) -> list | None:
+    """(artifacts, specs without compiled args) of one group of the client event table, None if no such group."""
+    if not label:
+        group = table.get("artifacts") or {}
+    else:
+        groups = [g.get("artifacts") or {} for g in table.get("label_events") or () if g.get("label") == label]
+        if not groups:
+            return None
+        group = groups[0]
+    specs = sorted(json.dumps(s, sort_keys=True) for s in group.get("specs") or ())
+    return [sorted(group.get("artifacts") or ()), specs]
+
+
+def test_monitor_enable_touches_only_its_own_entry(velociraptor, tmp_path: Path) -> None:
+    """Another artifact installed first, in the all-clients group and in a label group, survives enable and disable
+    byte for byte; disabling in a label group that held only connhunt removes the group."""
+    config = str(velociraptor.api_config)
+    with api.connect(config) as client:
+        api.push_artifacts(client)
+        for label in ("", "connhunt-shared"):
+            client.query("SELECT add_client_monitoring(artifact='Generic.Client.Stats', label=Label, "
+                         "parameters=dict(Frequency='17')) FROM scope()", {"Label": label})
+        before = monitor._get_table(client)
+    others = {label: _group_specs(before, label) for label in (None, "connhunt-shared")}
+    assert "Generic.Client.Stats" in others[None][0] and "Generic.Client.Stats" in others["connhunt-shared"][0]
+    try:
+        for label in (None, "connhunt-shared", "connhunt-alone"):
+            args = ("--label", label) if label else ()
+            proc = run_cli("monitor", "enable", "--api-config", config, "--interval", "3", *args, tmp=tmp_path)
+            assert proc.returncode == 0, proc.stderr
+        with api.connect(config) as client:
+            assert sorted(monitor.installed(client)) == ["all", "label:connhunt-alone", "label:connhunt-shared"]
+            during = monitor._get_table(client)
+        for label, (artifacts, specs) in others.items():
+            now_artifacts, now_specs = _group_specs(during, label)
+            assert set(artifacts) <= set(now_artifacts) and set(specs) <= set(now_specs), (label, during)
+    finally:
+        for label in (None, "connhunt-shared", "connhunt-alone"):
+            args = ("--label", label) if label else ()
+            proc = run_cli("monitor", "disable", "--api-config", config, *args, tmp=tmp_path)
+            assert proc.returncode == 0, proc.stderr
+    with api.connect(config) as client:
+        after = monitor._get_table(client)
+        assert monitor.installed(client) == []
+        # leave the server as the other tests expect it
+        for label in ("", "connhunt-shared"):
+            client.query("SELECT rm_client_monitoring(artifact='Generic.Client.Stats', label=Label) FROM scope()",
+                         {"Label": label})
+    assert {label: _group_specs(after, label) for label in others} == others
+    assert _group_specs(after, "connhunt-alone") is None, after
+    missing = run_cli("monitor", "disable", "--api-config", config, "--label", "connhunt-nowhere", tmp=tmp_path)
+    assert missing.returncode == 0 and "was not enabled" in missing.stderr
+    with api.connect(config) as client:
+        assert _group_specs(monitor._get_table(client), "connhunt-nowhere") is None
+
+
+def test_hunt_watch_window_gives_beacon_timing_without_a_standing_monitor(velociraptor, beacon: Planted,
+                                                                          tmp_path: Path) -> None:
+    """`hunt --watch 30s`: the hunt itself runs Custom.Connhunt.MonitorWindow next to the snapshot, on the real
+    client, and the beacon detector gets the series of reconnects from it. No monitor is installed."""
+    config = str(velociraptor.api_config)
+    pushed = run_cli("artifacts", "push", "--api-config", config, tmp=tmp_path)
+    assert pushed.returncode == 0, pushed.stderr
+    with api.connect(config) as client:
+        assert monitor.installed(client) == []
+    db = tmp_path / "hunt.duckdb"
+    started = time.monotonic()
+    proc = run_cli("hunt", "--api-config", config, "--expires", "10m", "--wait", "120", "--db", str(db),
+                   "--watch", "30s", "--format", "json", "--min-risk", "low", tmp=tmp_path)
+    elapsed = time.monotonic() - started
+    assert proc.returncode == 0, proc.stderr
+    assert 30 <= elapsed < 120, elapsed
+    report = json.loads(proc.stdout)
+    mine = [f for f in report["findings"] if f["process_path"] == str(beacon.path)]
+    assert mine, [(f["process_path"], f["destination"]) for f in report["findings"]]
+    assert "T1071" in mine[0]["techniques"] and any(e.startswith("[beacon") for e in mine[0]["evidence"]), mine[0]
+    with Store(db) as store:
+        starts = store.query("SELECT count(*) AS n, count(DISTINCT first_seen) AS d FROM connections "
+                             "WHERE process_path = ? AND remote_port = ?", [str(beacon.path), PORT])[0]
+        ledger = store.query(f"SELECT flow_id FROM {pull.LEDGER}")
+    # one row per opening (opened/closed events merged), a check-in every 2 s over 30 s; plus the snapshot's one
+    assert starts["n"] >= WANT_OPENED and starts["d"] >= WANT_OPENED - 1, starts
+    assert len(ledger) == 1  # one flow holds both artifacts
