@@ -5,6 +5,7 @@ Detectors query it with SQL so fleet-scale stacking happens in columns, not in P
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
@@ -15,6 +16,7 @@ import duckdb
 from orchestrator.schema import TABLE_COLUMNS
 
 _TABLES = TABLE_COLUMNS
+MEMORY_LIMIT = "2500MB"
 # Rows go in by the batch, which keeps memory flat on large inputs.
 BATCH = 20000
 
@@ -35,9 +37,33 @@ class Store:
         self.con.execute("SET TimeZone = 'UTC'")
         # DuckDB's own progress bar would write to the terminal (stdout) in the middle of a report.
         self.con.execute("SET enable_progress_bar = false")
+        # Fleet-scale stacking spills to disk past this instead of growing with the fleet (CONNHUNT_MEMORY_LIMIT).
+        self.con.execute("SET memory_limit = ?", [os.environ.get("CONNHUNT_MEMORY_LIMIT", MEMORY_LIMIT)])
+        self.con.execute("SET preserve_insertion_order = false")
+        row = self.con.execute("SELECT current_database()").fetchone()
+        self.catalog = str(row[0]) if row else "memory"
         for table, columns in _TABLES.items():
             cols = ", ".join(f'"{name}" {kind}' for name, kind in columns)
             self.con.execute(f"CREATE TABLE IF NOT EXISTS {table} ({cols})")
+            # a hunt file written by an older connhunt lacks the newer columns: add them (NULL) rather than fail
+            have = {r[0] for r in self.con.execute(f"DESCRIBE {table}").fetchall()}
+            for name, kind in columns:
+                if name not in have:
+                    self.con.execute(f'ALTER TABLE {table} ADD COLUMN "{name}" {kind}')
+        # Parquet files already in the schema's exact shape are read where they lie, not copied (see attach_parquet)
+        self.external: dict[str, list[str]] = {}
+
+    def table(self, table: str) -> str:
+        """The stored rows of ``table`` alone, whatever views stand in front of it."""
+        return f'"{self.catalog}".main.{table}'
+
+    def attach_parquet(self, table: str, path: Path) -> None:
+        """Read ``path`` as part of ``table`` from now on, without copying it: a TEMP view of the same name, the
+        stored rows plus the files, shadows the table for every query (inserts go to the table itself)."""
+        self.external.setdefault(table, []).append(str(path))
+        files = ", ".join("'" + f.replace("'", "''") + "'" for f in self.external[table])
+        self.con.execute(f"CREATE OR REPLACE TEMP VIEW {table} AS SELECT * FROM {self.table(table)} "
+                         f"UNION ALL BY NAME SELECT * FROM read_parquet([{files}])")
 
     def insert(self, table: str, rows: Iterable[Mapping[str, Any]]) -> int:
         """Insert schema rows into ``table`` (connections, dns or health); returns how many went in."""
@@ -58,7 +84,7 @@ class Store:
         columns = _TABLES[table]
         values = [[_naive_utc(row.get(name)) for row in batch] for name, _ in columns]
         select = ", ".join(f'unnest(?::{kind}[]) AS "{name}"' for name, kind in columns)
-        self.con.execute(f"INSERT INTO {table} SELECT {select}", values)
+        self.con.execute(f"INSERT INTO {self.table(table)} SELECT {select}", values)
         return len(batch)
 
     def add_connections(self, rows: Iterable[Mapping[str, Any]]) -> int:

@@ -32,10 +32,11 @@ WITH eligible AS (
     SELECT host, process_identity, protocol, remote_ip, remote_port FROM starts GROUP BY ALL
     HAVING count(*) >= $min_connections
 ), host_times AS (
-    -- when each host was watched at all, to the second (any row of it, any process)
-    SELECT DISTINCT c.host, floor(epoch(t)) AS t FROM (
-        SELECT host, first_seen AS t FROM connections UNION ALL SELECT host, collected_at FROM connections) c
-    WHERE t IS NOT NULL AND c.host IN (SELECT host FROM series)
+    -- when each host was watched: its collection times (every tick of a collector) and the starts themselves
+    SELECT DISTINCT host, t FROM (
+        SELECT host, floor(epoch(collected_at)) AS t FROM connections
+        WHERE collected_at IS NOT NULL AND host IN (SELECT host FROM series)
+        UNION ALL SELECT host, floor(t) FROM starts)
 ), gaps AS (
     SELECT host, prev AS gap_start, t AS gap_end FROM (
         SELECT host, t, lag(t) OVER (PARTITION BY host ORDER BY t) AS prev FROM host_times)

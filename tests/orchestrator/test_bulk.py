@@ -73,6 +73,9 @@ def test_parquet_and_duckdb_round_trip_through_export(tmp_path: Path) -> None:
     from_parquet = Store()
     stats = ingest_files(sorted(written.values()), from_parquet)
     assert stats.rows == {"connection": 5, "listener": 1, "dns": 1, "health": 1}
+    # an export is already in the schema's shape: read in place, not copied
+    assert sorted(from_parquet.external) == sorted(TABLES)
+    assert from_parquet.con.execute(f"SELECT count(*) FROM {from_parquet.table('connections')}").fetchone() == (0,)
     assert _rows(from_parquet) == _rows(original)
     hunt_db = tmp_path / "hunt.duckdb"
     with Store(hunt_db) as on_disk:
@@ -80,6 +83,18 @@ def test_parquet_and_duckdb_round_trip_through_export(tmp_path: Path) -> None:
     from_duckdb = Store()
     ingest_files([hunt_db], from_duckdb)
     assert _rows(from_duckdb) == _rows(original)
+
+
+def test_a_parquet_file_off_the_schema_spelling_is_normalised_on_copy(tmp_path: Path) -> None:
+    source = _write(tmp_path / "mixed.jsonl", MIXED)
+    original = Store()
+    ingest_files([source], original)
+    target = tmp_path / "upper.parquet"
+    original.con.execute(f"COPY (SELECT * REPLACE (upper(protocol) AS protocol) FROM connections) TO '{target}'")
+    copied = Store()
+    ingest_files([target], copied)
+    assert copied.external == {}
+    assert _rows(copied)["connections"] == _rows(original)["connections"]
 
 
 def test_a_damaged_parquet_file_is_a_one_line_error(tmp_path: Path) -> None:
