@@ -15,6 +15,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -40,8 +41,11 @@ from orchestrator.config import Config, load_config
 from orchestrator.errors import CollectionError, InputError
 from orchestrator.pipeline import IngestStats, analyse, ingest_files, local_resolvers, normalise_raw, store_records
 from orchestrator.reports import Format
+from orchestrator.sources import FORMAT_NAMES
 from orchestrator.store import Store
 
+# --input-format's choices, one per entry of the sources registry
+InputFormat = Enum("InputFormat", {name: name for name in FORMAT_NAMES}, type=str)  # type: ignore[misc]
 EXIT_CODES_HELP = ("Exit codes: 0 ok (findings, if any, printed); 1 findings at or above --fail-on; "
                    "2 bad usage or input; 3 collection failed.")
 
@@ -191,8 +195,10 @@ def collect(
 @reports_errors
 def score_files(
     files: Annotated[list[Path], typer.Argument(help="connhunt JSONL, osquery results (log or osqueryi --json), "
-                                                     "Sysmon 3/22 (EVTX or JSON export), or a Velociraptor "
-                                                     "collection zip; the format is read from the content.")],
+                                                     "Windows Sysmon 1/3/22 and WFP 5154/5156-5158 events (EVTX, "
+                                                     "evtx_dump/EvtxECmd/Velociraptor JSON, nxlog, Winlogbeat, "
+                                                     "Splunk JSON/CSV), or a Velociraptor collection zip; the "
+                                                     "format is read from the content.")],
     fmt: FormatOpt = Format.text,
     min_risk: MinRiskOpt = Risk.medium,
     fail_on: FailOnOpt = None,
@@ -201,6 +207,8 @@ def score_files(
                                                               "stopping.")] = False,
     baseline: BaselineOpt = None,
     quiet: QuietOpt = False,
+    input_format: Annotated[InputFormat | None, typer.Option(
+        "--input-format", help="Read every FILE as this format instead of telling it by content.")] = None,
 ) -> None:
     """Score data already collected; several files are several hosts, scored as one fleet.
 
@@ -208,7 +216,7 @@ def score_files(
     """
     cfg = with_baseline(load_config(config), baseline)
     store = Store()
-    stats = ingest_files(files, store, skip_bad=skip_bad)
+    stats = ingest_files(files, store, skip_bad=skip_bad, input_format=input_format.value if input_format else None)
     notes = []
     if stats.skipped:
         notes.append(f"skipped {len(stats.skipped)} bad line(s); first: {stats.skipped[0]}")

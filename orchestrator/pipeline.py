@@ -57,7 +57,7 @@ def normalise_raw(raw: Iterable[dict[str, Any]], host: str | None = None) -> Ite
 
 
 def ingest_files(paths: Sequence[Path], store: Store, *, skip_bad: bool = False,
-                 on_skip: Callable[[str], None] | None = None) -> IngestStats:
+                 on_skip: Callable[[str], None] | None = None, input_format: str | None = None) -> IngestStats:
     stats = IngestStats()
 
     def skipped(message: str) -> None:
@@ -66,7 +66,7 @@ def ingest_files(paths: Sequence[Path], store: Store, *, skip_bad: bool = False,
             on_skip(message)
 
     for path in paths:
-        source_name, records = read_any(path, skip_bad=skip_bad, on_skip=skipped)
+        source_name, records = read_any(path, skip_bad=skip_bad, on_skip=skipped, input_format=input_format)
         store_records(store, records, stats)
         stats.sources.append(f"{source_name}:{path}")
     return stats
