@@ -37,6 +37,7 @@ from orchestrator.schema import (
     normalise_connection,
     normalise_dns,
     normalise_listener,
+    parse_time,
     process_identity,
 )
 from orchestrator.sources.base import (
@@ -206,6 +207,7 @@ class Processes:
 
     def __init__(self) -> None:
         self.by_guid: dict[tuple[str, str], ProcessFacts] = {}
+        self.by_pid: dict[tuple[str, int], ProcessFacts] = {}  # for WFP, which names no ProcessGuid
         self.images: dict[tuple[str, int], str] = {}
 
     def add(self, event: WinEvent) -> None:
@@ -215,6 +217,7 @@ class Processes:
             self.by_guid[(event.host.lower(), guid.lower())] = facts
         if facts.pid is not None and facts.image:
             self.remember_image(event.host, facts.pid, facts.image)
+            self.by_pid[(event.host.lower(), facts.pid)] = facts
 
     def remember_image(self, host: str, pid: int, image: str) -> None:
         if len(self.images) >= _IMAGE_LIMIT:
@@ -380,6 +383,7 @@ class Correlator:
         if record["state"] == "NONE" and record["protocol"] == "tcp":
             record["state"] = "ESTABLISHED"  # WFP permits a TCP connection at connect/accept time
         row = normalise_connection(record)
+        self._learn_volume(row)  # even a row dropped as a Sysmon twin teaches its volume's drive letter
         key = _key(row)
         if any(abs(seen - row["first_seen"]) <= _SAME_CONNECTION for seen in self._seen.get(key, ())
                if seen is not None and row["first_seen"] is not None):
@@ -403,30 +407,45 @@ class Correlator:
             self._map_device_path(row)
             yield "connection", row
 
-    def _map_device_path(self, row: dict[str, Any]) -> None:
-        """Replace a \\device\\harddiskvolumeN\\ path by its drive-letter path where that is known; else lower-case it
-        (WFP's own spelling varies in case) and say so in health."""
-        path = row.get("process_path")
-        match = _DEVICE_PATH.match(path or "")
+    def _learn_volume(self, row: Mapping[str, Any]) -> tuple[str, str, str | None] | None:
+        """(volume, rest of the path, real path) of a device path; learns the volume's drive letter when Sysmon
+        named the same (host, pid) with the same tail. None for a path that is not a device path."""
+        match = _DEVICE_PATH.match(row.get("process_path") or "")
         if match is None:
-            return
+            return None
         volume, rest = match.group(1).lower(), match.group(2)
         host = row["host"].lower()
         image = self.processes.images.get((host, row["pid"])) if row.get("pid") is not None else None
         if image and len(image) > 2 and image[1] == ":" and image.lower().endswith("\\" + rest.lower()):
             self.volumes[(host, volume)] = image[:2].upper()
-            mapped = image
-        else:
-            drive = self.volumes.get((host, volume)) or self.default_volumes.get(volume)
+            return volume, rest, image
+        return volume, rest, None
+
+    def _map_device_path(self, row: dict[str, Any]) -> None:
+        """Replace a \\device\\harddiskvolumeN\\ path by its drive-letter path where that is known; else lower-case
+        it (WFP's own spelling varies in case) and say so in health."""
+        learnt = self._learn_volume(row)
+        if learnt is None:
+            return
+        volume, rest, mapped = learnt
+        if mapped is None:
+            drive = self.volumes.get((row["host"].lower(), volume)) or self.default_volumes.get(volume)
             mapped = f"{drive}\\{rest}" if drive else None
         if mapped is None:
-            row["process_path"] = path.lower()
+            row["process_path"] = row["process_path"].lower()
             self.health.note(row["host"], "wfp_device_path",
-                             "WFP application paths kept as \\device\\harddiskvolumeN\\... (no Sysmon event for the "
-                             "same process named its drive letter)")
+                             "WFP application paths kept as \\device\\harddiskvolumeN\\... (no Sysmon event for "
+                             "the same process named its drive letter)")
         else:
             row["process_path"] = mapped
         row["process_identity"] = process_identity(row["process_path"], row.get("process_name"), "windows")
+        facts = self.processes.by_pid.get((row["host"].lower(), row["pid"]))
+        # a pid is reused, so the creation's facts apply only when it is the same program
+        if mapped and facts is not None and facts.image and facts.image.lower() == mapped.lower():
+            row.update({"process_path": facts.image, "command_line": facts.command_line, "ppid": facts.ppid,
+                        "parent_path": facts.parent_image, "parent_name": windows_basename(facts.parent_image),
+                        "exe_sha256": facts.sha256, "username": row.get("username") or facts.username,
+                        "process_start": parse_time(facts.started)})
 
 
 def _key(row: Mapping[str, Any]) -> tuple:

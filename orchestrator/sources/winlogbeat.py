@@ -95,8 +95,9 @@ def winlogbeat_event(value: Any) -> WinEvent:
             domain = _get(value, "user.domain")
             data["User"] = f"{domain}\\{_get(value, 'user.name')}" if isinstance(domain, str) else _get(
                 value, "user.name")
-    return WinEvent(number, host_of(host), str(provider) if provider else None,
-                    value.get("@timestamp") or winlog.get("time_created"), data)
+    # when Windows logged it: the Sysmon pipeline sets @timestamp to UtcTime and keeps TimeCreated in event.created
+    logged = _get(value, "event.created") or winlog.get("time_created") or value.get("@timestamp")
+    return WinEvent(number, host_of(host), str(provider) if provider else None, logged, data)
 
 
 class _Winlogbeat:
