@@ -477,6 +477,11 @@ def read_windows_events(path: Path, shape: Shape, *, skip_bad: bool = False, on_
             invalid += 1
             bad(where, exc)
             continue
+        except (OverflowError, ValueError) as exc:
+            # schema.parse_time lets a time beyond datetime's range through as these; still this unit's fault
+            invalid += 1
+            bad(where, f"value out of range: {exc}")
+            continue
         if records is not None:
             valid += 1
             yield from records
@@ -522,11 +527,19 @@ def line_units(path: Path) -> Iterator[tuple[str, Any, str | None]]:
 
 
 def json_value(raw: bytes) -> Any:
-    """One JSON line's value; SchemaError when it is not UTF-8 JSON."""
-    for _number, value, reason in json_lines([raw]):
-        if reason is not None:
-            raise SchemaError(reason)
-        return value
+    """One JSON line's value; SchemaError when it is not UTF-8 JSON, nests deeper than Python can decode, or holds
+    an integer longer than Python converts (both raise other errors than JSONDecodeError)."""
+    try:
+        for _number, value, reason in json_lines([raw]):
+            if reason is not None:
+                raise SchemaError(reason)
+            return value
+    except RecursionError:
+        raise SchemaError("JSON nested too deeply") from None
+    except ValueError as exc:
+        if isinstance(exc, SchemaError):
+            raise
+        raise SchemaError(f"malformed JSON: {exc}") from None
     raise SchemaError("blank line")
 
 
