@@ -66,8 +66,8 @@ _DNS_STATUS = {"0": "NOERROR", "9002": "SERVFAIL", "9003": "NXDOMAIN", "9501": "
 _WFP_DIRECTIONS = {"%%14592": "inbound", "%%14593": "outbound", "inbound": "inbound", "outbound": "outbound"}
 _DEVICE_PATH = re.compile(r"^(\\device\\harddiskvolume\d+)\\(.+)$", re.IGNORECASE)
 _SAME_CONNECTION = timedelta(seconds=2)
-_PENDING_LIMIT = 50_000  # WFP events held back for a Sysmon twin; a bound on memory, not on correctness
-_SEEN_LIMIT = 50_000  # Sysmon 3 connections remembered for a later WFP twin
+_PENDING_LIMIT = 10_000  # WFP events held back for a Sysmon twin (a few KiB each): bounds memory, not correctness
+_SEEN_LIMIT = 20_000  # Sysmon 3 connections remembered for a later WFP twin
 _IMAGE_LIMIT = 200_000  # (host, pid) -> image entries learnt from Sysmon, for the WFP volume map
 
 
