@@ -69,6 +69,7 @@ _SAME_CONNECTION = timedelta(seconds=2)
 _PENDING_LIMIT = 10_000  # WFP events held back for a Sysmon twin (a few KiB each): bounds memory, not correctness
 _SEEN_LIMIT = 20_000  # Sysmon 3 connections remembered for a later WFP twin
 _IMAGE_LIMIT = 200_000  # (host, pid) -> image entries learnt from Sysmon, for the WFP volume map
+_PROCESS_LIMIT = 300_000  # process creations kept from pass 1 (a few hundred bytes each)
 
 
 @dataclass(frozen=True)
@@ -206,6 +207,7 @@ class Processes:
     """Pass 1's findings: process creations by (host, guid) and images by (host, pid)."""
 
     def __init__(self) -> None:
+        self.dropped = 0  # creations beyond _PROCESS_LIMIT: their processes' rows go without these facts
         self.by_guid: dict[tuple[str, str], ProcessFacts] = {}
         self.by_pid: dict[tuple[str, int], ProcessFacts] = {}  # for WFP, which names no ProcessGuid
         self.images: dict[tuple[str, int], str] = {}
@@ -213,6 +215,9 @@ class Processes:
     def add(self, event: WinEvent) -> None:
         facts = ProcessFacts.of(event.data)
         guid = _text(event.data, "ProcessGuid")
+        if len(self.by_guid) >= _PROCESS_LIMIT:
+            self.dropped += 1
+            return
         if guid:
             self.by_guid[(event.host.lower(), guid.lower())] = facts
         if facts.pid is not None and facts.image:
@@ -271,6 +276,9 @@ class Correlator:
     def flush(self) -> Iterator[Record]:
         while self._pending:
             yield from self._release(self._pending.popitem(last=False)[1])
+        if self.processes.dropped:
+            self.health.note("", "sysmon_process_facts", f"Sysmon process creations beyond {_PROCESS_LIMIT} not "
+                             "used to fill command lines and hashes", self.processes.dropped)
 
     # --- Sysmon ---------------------------------------------------------------------------------------------------
 
@@ -325,7 +333,9 @@ class Correlator:
                 self._pending[key] = kept
             else:
                 del self._pending[key]
-        self._seen.setdefault(key, []).append(row["first_seen"])
+        times = self._seen.setdefault(key, [])
+        times.append(row["first_seen"])
+        del times[:-4]  # a 5-tuple seen again and again needs only its latest sightings
         self._seen.move_to_end(key)
         if len(self._seen) > _SEEN_LIMIT:
             self._seen.popitem(last=False)
