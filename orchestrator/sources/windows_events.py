@@ -190,7 +190,7 @@ class ProcessFacts:
     image: str | None
     command_line: str | None
     username: str | None
-    started: str | None
+    started: datetime | None
     parent_image: str | None
     ppid: int | None
     sha256: str | None
@@ -198,7 +198,7 @@ class ProcessFacts:
     @classmethod
     def of(cls, data: Mapping[str, Any]) -> ProcessFacts:
         return cls(pid=_pid(data, "ProcessId"), image=_text(data, "Image"), command_line=_text(data, "CommandLine"),
-                   username=_text(data, "User"), started=_text(data, "UtcTime"),
+                   username=_text(data, "User"), started=parse_time(_text(data, "UtcTime")),
                    parent_image=_text(data, "ParentImage"), ppid=_pid(data, "ParentProcessId"),
                    sha256=sha256_of(_text(data, "Hashes")))
 
@@ -255,7 +255,8 @@ class Correlator:
         """The records one event yields now (WFP connections may come out later, from ``flush``)."""
         if _is_sysmon(event) and event.event_id in SYSMON_EVENTS:
             if event.event_id == 1:
-                return []  # read in pass 1; its facts are on the 3/22 rows of the same process
+                ProcessFacts.of(event.data)  # read in pass 1; checked here so that a bad one is reported, located
+                return []
             if event.event_id == 3:
                 return self._sysmon_connection(event)
             return [("dns", self._dns(event))]
@@ -455,7 +456,7 @@ class Correlator:
             row.update({"process_path": facts.image, "command_line": facts.command_line, "ppid": facts.ppid,
                         "parent_path": facts.parent_image, "parent_name": windows_basename(facts.parent_image),
                         "exe_sha256": facts.sha256, "username": row.get("username") or facts.username,
-                        "process_start": parse_time(facts.started)})
+                        "process_start": facts.started})
 
 
 def _key(row: Mapping[str, Any]) -> tuple:
