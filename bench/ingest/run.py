@@ -163,6 +163,7 @@ print(json.dumps({"seconds": time.perf_counter() - start, "rows": stats.rows}))
 _DUCKDB = """
 import duckdb, json, sys, time
 con = duckdb.connect(sys.argv[2])
+con.execute("SET enable_progress_bar = false")  # it draws on stdout, where the result goes
 start = time.perf_counter()
 con.execute("CREATE TABLE t AS SELECT * FROM " + sys.argv[1])
 rows = con.execute("SELECT count(*) FROM t").fetchone()[0]
@@ -180,7 +181,7 @@ def measure(code: str, *args: str) -> dict[str, object]:
     child.returncode = os.waitstatus_to_exitcode(status)
     if child.returncode != 0:
         raise SystemExit(f"benchmark child failed ({child.returncode}): {' '.join(args)}")
-    result = json.loads(output)
+    result = json.loads(output.splitlines()[-1])
     result["peak_rss_mib"] = round(usage.ru_maxrss / 1024, 1)
     return result
 
