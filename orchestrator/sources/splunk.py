@@ -29,7 +29,9 @@ _XML_LIMIT = 4 << 20
 
 
 def is_splunk_json(first: Any) -> bool:
-    return isinstance(first, Mapping) and isinstance(first.get("result"), Mapping) and "preview" in first
+    """A results line, or the messages / last-row line an export can start with."""
+    return isinstance(first, Mapping) and "preview" in first and (
+        isinstance(first.get("result"), Mapping) or "messages" in first or "lastrow" in first)
 
 
 def is_splunk_csv(first_line: bytes) -> bool:

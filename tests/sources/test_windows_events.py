@@ -94,13 +94,16 @@ def test_forced_wrong_format_is_a_located_error(tmp_path: Path) -> None:
 
 def test_score_finds_the_beacon_with_its_process_facts() -> None:
     document = score_json(WINDOWS / "winlogbeat.ndjson")
-    beacon = [f for f in document["findings"] if f["remote_ip"] == "203.0.113.77" and f["remote_port"] == 8443]
-    assert len(beacon) == 1, document["findings"]
-    assert (beacon[0]["host"], beacon[0]["process_identity"], beacon[0]["pids"]) == (
-        HOST, "c:\\users\\public\\beacon.exe", [7312])
+    found = {(f["remote_ip"], f["remote_port"]): f for f in document["findings"] if f["process_identity"] == (
+        "c:\\users\\public\\beacon.exe")}
+    # the connection, the blocked attempt (4444) and the ICMP socket, each with what Sysmon 1 said of the process
+    assert sorted(found) == [("198.51.100.99", 4444), ("203.0.113.77", 0), ("203.0.113.77", 8443)]
+    for finding in found.values():
+        assert (finding["host"], finding["pids"], finding["command_line"], finding["parent"]) == (
+            HOST, [7312], "C:\\Users\\Public\\beacon.exe -c 203.0.113.77",
+            "cmd.exe C:\\Windows\\System32\\cmd.exe (ppid 6100)")
+    assert "remote endpoint: 198.51.100.99:4444 over tcp state BLOCKED" in found[("198.51.100.99", 4444)]["evidence"]
     assert document["hunt"]["rows"] == {"connections": 5, "dns": 1}
-    # inbound SMB and RDP are facts about this host's services, never destinations
-    assert not [f for f in document["findings"] if f["remote_ip"] == "192.168.56.40"]
     assert {"host": HOST, "source": "winlogbeat", "check": "wfp_device_path", "count": 1,
             "message": "WFP application paths kept as \\device\\harddiskvolumeN\\... (no Sysmon event for the same "
                        "process named its drive letter)"} in document["health"]
