@@ -19,6 +19,7 @@ from orchestrator.model import HuntReport, Signal
 from orchestrator.schema import KINDS, SchemaError, normalise, normalise_health
 from orchestrator.scoring import score
 from orchestrator.sources import read_any
+from orchestrator.sources.windows_events import drop_wfp_twins
 from orchestrator.store import Store
 
 Record = tuple[str, dict[str, Any]]
@@ -69,6 +70,10 @@ def ingest_files(paths: Sequence[Path], store: Store, *, skip_bad: bool = False,
         source_name, records = read_any(path, skip_bad=skip_bad, on_skip=skipped, input_format=input_format)
         store_records(store, records, stats)
         stats.sources.append(f"{source_name}:{path}")
+    if len(paths) > 1:  # Sysmon and Security logs of one host as two files: their shared connections counted once
+        twins = drop_wfp_twins(store.con)
+        stats.rows["connection"] -= sum(row["count"] for _, row in twins)
+        store_records(store, twins, stats)
     return stats
 
 

@@ -156,14 +156,17 @@ import json, sys, time
 from pathlib import Path
 from orchestrator.pipeline import ingest_files
 from orchestrator.store import Store
+store = Store(sys.argv[2])
+store.con.execute(f"SET memory_limit = '{sys.argv[4]}'")
 start = time.perf_counter()
-stats = ingest_files([Path(sys.argv[1])], Store(sys.argv[2]), input_format=sys.argv[3])
+stats = ingest_files([Path(sys.argv[1])], store, input_format=sys.argv[3])
 print(json.dumps({"seconds": time.perf_counter() - start, "rows": stats.rows}))
 """
 _DUCKDB = """
 import duckdb, json, sys, time
 con = duckdb.connect(sys.argv[2])
 con.execute("SET enable_progress_bar = false")  # it draws on stdout, where the result goes
+con.execute(f"SET memory_limit = '{sys.argv[3]}'")
 start = time.perf_counter()
 con.execute("CREATE TABLE t AS SELECT * FROM " + sys.argv[1])
 rows = con.execute("SELECT count(*) FROM t").fetchone()[0]
@@ -192,6 +195,9 @@ def main() -> None:
     parser.add_argument("--formats", default=",".join(f.name for f in FORMATS))
     parser.add_argument("--keep", type=Path, help="write the files here and keep them")
     parser.add_argument("--output", type=Path, default=Path(__file__).with_name("results.json"))
+    # Both sides write to a DuckDB file whose buffer pool would otherwise cache up to 80 % of RAM, hiding whether
+    # the reader itself streams; the same cap for both keeps the comparison fair.
+    parser.add_argument("--duckdb-memory", default="256MB", help="DuckDB memory_limit for both (default 256MB)")
     options = parser.parse_args()
     chosen = [f for f in FORMATS if f.name in options.formats.split(",")]
     results = []
@@ -205,20 +211,23 @@ def main() -> None:
             size = path.stat().st_size
             print(f"{fmt.name}: wrote {size / 2**20:.0f} MiB, {events} events in "
                   f"{time.perf_counter() - started:.0f} s", file=sys.stderr)
-            ours = measure(_CONNHUNT, str(path), str(Path(scratch) / f"{fmt.name}.duckdb"), fmt.name)
+            ours = measure(_CONNHUNT, str(path), str(Path(scratch) / f"{fmt.name}.duckdb"), fmt.name,
+                           options.duckdb_memory)
             rows = sum(ours["rows"].values())  # type: ignore[union-attr]
             entry = {"format": fmt.name, "file_mib": round(size / 2**20), "events": events,
                      "connhunt": {**ours, "rows_per_s": round(rows / ours["seconds"]),  # type: ignore[operator]
                                   "events_per_s": round(events / ours["seconds"])}}  # type: ignore[operator]
             if fmt.duckdb:
-                theirs = measure(_DUCKDB, fmt.duckdb.format(path=path), str(Path(scratch) / f"{fmt.name}-raw.duckdb"))
+                theirs = measure(_DUCKDB, fmt.duckdb.format(path=path), str(Path(scratch) / f"{fmt.name}-raw.duckdb"),
+                                 options.duckdb_memory)
                 entry["duckdb"] = {**theirs, "rows_per_s": round(
                     theirs["rows"]["rows"] / theirs["seconds"])}  # type: ignore[index,operator]
             results.append(entry)
             print(json.dumps(entry), file=sys.stderr)
             if not options.keep:
                 path.unlink()
-    options.output.write_text(json.dumps({"size_mb": options.size, "results": results}, indent=2) + "\n")
+    options.output.write_text(json.dumps({"size_mb": options.size, "duckdb_memory": options.duckdb_memory,
+                                          "results": results}, indent=2) + "\n")
     print(f"{'format':<12} {'MiB':>6} {'events':>9} {'connhunt ev/s':>14} {'rows/s':>9} {'RSS MiB':>8} "
           f"{'duckdb rows/s':>14} {'RSS MiB':>8}")
     for entry in results:

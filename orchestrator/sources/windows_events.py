@@ -562,3 +562,33 @@ def reader_for(shape: Shape) -> Reader:
 
     read.__name__ = f"read_{shape.source}"
     return read
+
+
+# Sysmon 3 and WFP 5156 of one host usually arrive as two files (Sysmon.evtx and Security.evtx): the reader's
+# buffer cannot see across them, so once every file is in the store the same rule is applied in SQL.
+_WFP_TWINS = """
+CREATE OR REPLACE TEMP TABLE wfp_twins AS
+SELECT w.rowid AS id, w.host FROM connections w
+WHERE w.source = 'wfp' AND EXISTS (
+    SELECT 1 FROM connections s
+    WHERE s.source = 'sysmon' AND lower(s.host) = lower(w.host) AND s.pid = w.pid AND s.protocol = w.protocol
+      AND s.local_ip IS NOT DISTINCT FROM w.local_ip AND s.local_port IS NOT DISTINCT FROM w.local_port
+      AND s.remote_ip = w.remote_ip AND s.remote_port IS NOT DISTINCT FROM w.remote_port
+      AND abs(epoch(s.first_seen) - epoch(w.first_seen)) <= 2)
+"""
+
+
+def drop_wfp_twins(con: Any) -> list[Record]:
+    """Delete from the connections table each WFP row whose Sysmon 3 twin came from another file; health records
+    counting them per host. ``con`` is the store's DuckDB connection."""
+    if not con.execute("SELECT count(*) FROM connections WHERE source = 'wfp' LIMIT 1").fetchone()[0]:
+        return []
+    con.execute(_WFP_TWINS)
+    counts = con.execute("SELECT host, count(*) FROM wfp_twins GROUP BY host ORDER BY host").fetchall()
+    con.execute("DELETE FROM connections WHERE rowid IN (SELECT id FROM wfp_twins)")
+    con.execute("DROP TABLE wfp_twins")
+    health = Health(WFP_SOURCE)
+    for host, count in counts:
+        health.note(host, "wfp_seen_by_sysmon", "WFP connection events also logged by Sysmon Event ID 3 "
+                                                "(counted once, as the Sysmon row)", int(count))
+    return list(health.records())

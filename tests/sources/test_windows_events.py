@@ -215,3 +215,20 @@ def test_query_answers_still_importable_from_sysmon() -> None:
     from orchestrator.sources.sysmon import query_answers as legacy
 
     assert legacy is query_answers
+
+
+def test_sysmon_and_security_logs_as_two_files_count_a_connection_once(tmp_path: Path) -> None:
+    lines = (WINDOWS / "nxlog.jsonl").read_text().splitlines()
+    security = [line for line in lines if '"SourceName": "Microsoft-Windows-Security-Auditing"' in line]
+    sysmon_log = tmp_path / "sysmon.jsonl"
+    sysmon_log.write_text("".join(line + "\n" for line in lines if line not in security))
+    security_log = tmp_path / "security.jsonl"
+    security_log.write_text("".join(line + "\n" for line in security))
+    document = score_json(sysmon_log, security_log, extra=("--min-risk", "low"))
+    # 2 Sysmon + 4 WFP connections, of which the beacon's 5156 is the Sysmon 3 row's twin
+    assert document["hunt"]["rows"] == {"connections": 5, "dns": 1}
+    assert {"host": HOST, "source": "wfp", "check": "wfp_seen_by_sysmon", "count": 1,
+            "message": "WFP connection events also logged by Sysmon Event ID 3 (counted once, as the Sysmon row)"
+            } in document["health"]
+    beacon = [f for f in document["findings"] if f["remote_port"] == 8443]
+    assert [f["process_identity"] for f in beacon] == ["c:\\users\\public\\beacon.exe"]
