@@ -162,6 +162,16 @@ start = time.perf_counter()
 stats = ingest_files([Path(sys.argv[1])], store, input_format=sys.argv[3])
 print(json.dumps({"seconds": time.perf_counter() - start, "rows": stats.rows}))
 """
+_READER = """
+import json, sys, time
+from pathlib import Path
+from orchestrator.sources import read_any
+start = time.perf_counter()
+rows = {}
+for kind, _row in read_any(Path(sys.argv[1]), input_format=sys.argv[2])[1]:
+    rows[kind] = rows.get(kind, 0) + 1
+print(json.dumps({"seconds": time.perf_counter() - start, "rows": rows}))
+"""
 _DUCKDB = """
 import duckdb, json, sys, time
 con = duckdb.connect(sys.argv[2])
@@ -197,9 +207,12 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=Path(__file__).with_name("results.json"))
     # Both sides write to a DuckDB file whose buffer pool would otherwise cache up to 80 % of RAM, hiding whether
     # the reader itself streams; the same cap for both keeps the comparison fair.
+    parser.add_argument("--measure", default="connhunt,reader,duckdb",
+                        help="which of connhunt (reader + store), reader (records only), duckdb to run")
     parser.add_argument("--duckdb-memory", default="256MB", help="DuckDB memory_limit for both (default 256MB)")
     options = parser.parse_args()
     chosen = [f for f in FORMATS if f.name in options.formats.split(",")]
+    measured = set(options.measure.split(","))
     results = []
     with tempfile.TemporaryDirectory(prefix="connhunt-ingest-") as scratch:
         folder = options.keep or Path(scratch)
@@ -211,13 +224,18 @@ def main() -> None:
             size = path.stat().st_size
             print(f"{fmt.name}: wrote {size / 2**20:.0f} MiB, {events} events in "
                   f"{time.perf_counter() - started:.0f} s", file=sys.stderr)
-            ours = measure(_CONNHUNT, str(path), str(Path(scratch) / f"{fmt.name}.duckdb"), fmt.name,
-                           options.duckdb_memory)
-            rows = sum(ours["rows"].values())  # type: ignore[union-attr]
-            entry = {"format": fmt.name, "file_mib": round(size / 2**20), "events": events,
-                     "connhunt": {**ours, "rows_per_s": round(rows / ours["seconds"]),  # type: ignore[operator]
-                                  "events_per_s": round(events / ours["seconds"])}}  # type: ignore[operator]
-            if fmt.duckdb:
+            entry: dict[str, object] = {"format": fmt.name, "file_mib": round(size / 2**20), "events": events}
+            runs = {"connhunt": (_CONNHUNT, str(path), str(Path(scratch) / f"{fmt.name}.duckdb"), fmt.name,
+                                 options.duckdb_memory),
+                    "reader": (_READER, str(path), fmt.name)}
+            for what, (code, *args) in runs.items():
+                if what not in measured:
+                    continue
+                ours = measure(code, *args)
+                rows = sum(ours["rows"].values())  # type: ignore[union-attr]
+                entry[what] = {**ours, "rows_per_s": round(rows / ours["seconds"]),  # type: ignore[operator]
+                               "events_per_s": round(events / ours["seconds"])}  # type: ignore[operator]
+            if fmt.duckdb and "duckdb" in measured:
                 theirs = measure(_DUCKDB, fmt.duckdb.format(path=path), str(Path(scratch) / f"{fmt.name}-raw.duckdb"),
                                  options.duckdb_memory)
                 entry["duckdb"] = {**theirs, "rows_per_s": round(
@@ -228,14 +246,14 @@ def main() -> None:
                 path.unlink()
     options.output.write_text(json.dumps({"size_mb": options.size, "duckdb_memory": options.duckdb_memory,
                                           "results": results}, indent=2) + "\n")
-    print(f"{'format':<12} {'MiB':>6} {'events':>9} {'connhunt ev/s':>14} {'rows/s':>9} {'RSS MiB':>8} "
-          f"{'duckdb rows/s':>14} {'RSS MiB':>8}")
+    print(f"{'format':<12} {'MiB':>6} {'events':>9}" + "".join(
+        f" {what + ' rows/s':>18} {'RSS MiB':>8}" for what in ("connhunt", "reader", "duckdb")))
     for entry in results:
-        ours = entry["connhunt"]
-        theirs = entry.get("duckdb") or {}
-        print(f"{entry['format']:<12} {entry['file_mib']:>6} {entry['events']:>9} {ours['events_per_s']:>14,} "
-              f"{ours['rows_per_s']:>9,} {ours['peak_rss_mib']:>8} {theirs.get('rows_per_s', '-'):>14,} "
-              f"{theirs.get('peak_rss_mib', '-'):>8}")
+        line = f"{entry['format']:<12} {entry['file_mib']:>6} {entry['events']:>9}"
+        for what in ("connhunt", "reader", "duckdb"):
+            figures = entry.get(what) or {}
+            line += f" {figures.get('rows_per_s', '-'):>18} {figures.get('peak_rss_mib', '-'):>8}"
+        print(line)
 
 
 if __name__ == "__main__":
