@@ -232,3 +232,29 @@ def test_sysmon_and_security_logs_as_two_files_count_a_connection_once(tmp_path:
             } in document["health"]
     beacon = [f for f in document["findings"] if f["remote_port"] == 8443]
     assert [f["process_identity"] for f in beacon] == ["c:\\users\\public\\beacon.exe"]
+
+
+@pytest.mark.parametrize(("direction", "protocol", "expected"), [
+    ("Inbound", "17", ("inbound", "udp", "NONE")),
+    ("Outbound", "6", ("outbound", "tcp", "ESTABLISHED")),
+    ("%%14592", "58", ("inbound", "raw", "PROTO_58")),
+])
+def test_wfp_rendered_direction_and_protocol_numbers(tmp_path: Path, direction: str, protocol: str,
+                                                     expected: tuple[str, str, str]) -> None:
+    (line,) = [line for line in (WINDOWS / "nxlog.jsonl").read_text().splitlines() if '"RecordNumber": 9002' in line]
+    event = json.loads(line)
+    event.update({"Direction": direction, "Protocol": protocol})
+    path = tmp_path / "security.jsonl"
+    path.write_text(json.dumps(event) + "\n")
+    (row,) = [row for kind, row in read(path)[1] if kind == "connection"]
+    assert (row["direction"], row["protocol"], row["state"]) == expected
+    assert (row["pid"], row["local_port"], row["remote_ip"], row["remote_port"]) == (1020, 3389, "192.168.56.40",
+                                                                                     51515)
+
+
+def test_wfp_direction_that_is_neither_is_a_located_error(tmp_path: Path) -> None:
+    (line,) = [line for line in (WINDOWS / "nxlog.jsonl").read_text().splitlines() if '"RecordNumber": 9002' in line]
+    path = tmp_path / "security.jsonl"
+    path.write_text(json.dumps({**json.loads(line), "Direction": "%%14599"}) + "\n")
+    error = one_line_error(run_connhunt("score", str(path)), f"{path}:1: ")
+    assert "field 'Direction' must be %%14592, %%14593, Inbound or Outbound, got '%%14599'" in error
