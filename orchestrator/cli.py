@@ -15,6 +15,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
+from enum import Enum
 from importlib import metadata
 from pathlib import Path
 from typing import IO, Annotated, Any
@@ -59,8 +60,11 @@ from orchestrator.intel import load_intel
 from orchestrator.intel.store import load_into
 from orchestrator.pipeline import IngestStats, analyse, ingest_files, local_resolvers, normalise_raw, store_records
 from orchestrator.reports import Format
+from orchestrator.sources import FORMAT_NAMES
 from orchestrator.store import Store
 
+# --input-format's choices, one per entry of the sources registry
+InputFormat = Enum("InputFormat", {name: name for name in FORMAT_NAMES}, type=str)  # type: ignore[misc]
 EXIT_CODES_HELP = exit_codes_help()
 
 app = typer.Typer(
@@ -289,10 +293,11 @@ def collect(
     _exit(ExitCode.INTERRUPTED if interrupted() else ExitCode.OK)
 
 
-FilesArg = Annotated[list[Path], typer.Argument(help="connhunt JSONL, osquery results (log or osqueryi --json), "
-                                                     "Sysmon 3/22 (EVTX or JSON export), or a Velociraptor "
-                                                     "collection zip; the format is read from the content. "
-                                                     "'-' reads standard input.")]
+FilesArg = Annotated[list[Path], typer.Argument(
+    help="connhunt JSONL or Parquet, a hunt's DuckDB file, osquery results (log, osqueryi --json, Fleet), Windows "
+         "Sysmon 1/3/22 and WFP 5154/5156-5158 events (EVTX, evtx_dump/EvtxECmd/Velociraptor JSON, nxlog, "
+         "Winlogbeat, Splunk JSON/CSV), or a Velociraptor collection or hunt zip; the format is read from the "
+         "content (--input-format forces one). '-' reads standard input.")]
 SkipBadOpt = Annotated[bool, typer.Option("--skip-bad", help="Skip malformed lines (counted) instead of stopping.")]
 
 
@@ -310,6 +315,8 @@ def score_files(
     intel: IntelOpt = None,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
+    input_format: Annotated[InputFormat | None, typer.Option(
+        "--input-format", help="Read every FILE as this format instead of telling it by content.")] = None,
 ) -> None:
     """Score data already collected; several files are several hosts, scored as one fleet.
 
@@ -321,7 +328,8 @@ def score_files(
     store = Store()
     cfg = prepare(config, baseline, store, intel)
     check_writable(output, "report")
-    stats = read_inputs(files, store, skip_bad=skip_bad)
+    stats = read_inputs(files, store, skip_bad=skip_bad,
+                        input_format=input_format.value if input_format else None)
     notes = [skipped_text(stats)] if stats.skipped else []
     with scoring_progress(quiet, sum(stats.rows.values())) as progress:
         report = analyse(store, cfg, sources=tuple(stats.sources), notes=notes, progress=progress,
@@ -352,12 +360,12 @@ def baseline_files(
     note(f"{db}: {pairs} pairs ({stats.rows['connection']} connection rows read)")
 
 
-def read_inputs(files: Sequence[Path], store: Store, *, skip_bad: bool) -> IngestStats:
+def read_inputs(files: Sequence[Path], store: Store, *, skip_bad: bool, input_format: str | None = None) -> IngestStats:
     """Read every input file (``-`` is standard input) into ``store``; with --skip-bad, at least one row must be
     valid, since an empty report would look like a clean bill of health."""
     with _stdin_spooled(files) as (paths, stdin_path):
         try:
-            stats = ingest_files(paths, store, skip_bad=skip_bad)
+            stats = ingest_files(paths, store, skip_bad=skip_bad, input_format=input_format)
         except InputError as exc:
             raise InputError(_name_stdin(str(exc), stdin_path)) from None
     stats.skipped = [_name_stdin(s, stdin_path) for s in stats.skipped]

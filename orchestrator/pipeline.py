@@ -20,6 +20,7 @@ from orchestrator.model import HuntReport
 from orchestrator.schema import KINDS, SchemaError, normalise, normalise_health
 from orchestrator.scoring import Progress, risk_counts, run_detectors, score
 from orchestrator.sources import bulk, read_any, sniff
+from orchestrator.sources.windows_events import drop_wfp_twins
 from orchestrator.store import Store
 
 Record = tuple[str, dict[str, Any]]
@@ -58,7 +59,7 @@ def normalise_raw(raw: Iterable[dict[str, Any]], host: str | None = None) -> Ite
 
 
 def ingest_files(paths: Sequence[Path], store: Store, *, skip_bad: bool = False,
-                 on_skip: Callable[[str], None] | None = None) -> IngestStats:
+                 on_skip: Callable[[str], None] | None = None, input_format: str | None = None) -> IngestStats:
     stats = IngestStats()
 
     def skipped(message: str) -> None:
@@ -67,11 +68,15 @@ def ingest_files(paths: Sequence[Path], store: Store, *, skip_bad: bool = False,
             on_skip(message)
 
     for path in paths:
-        source_name = _load_set_wise(path, store, stats)
+        source_name = None if input_format else _load_set_wise(path, store, stats)
         if source_name is None:
-            source_name, records = read_any(path, skip_bad=skip_bad, on_skip=skipped)
+            source_name, records = read_any(path, skip_bad=skip_bad, on_skip=skipped, input_format=input_format)
             store_records(store, records, stats)
         stats.sources.append(f"{source_name}:{path}")
+    if len(paths) > 1:  # Sysmon and Security logs of one host as two files: their shared connections counted once
+        twins = drop_wfp_twins(store.con, store.table("connections"))
+        stats.rows["connection"] -= sum(row["count"] for _, row in twins)
+        store_records(store, twins, stats)
     return stats
 
 

@@ -172,12 +172,22 @@ class _Chunk:
             raise ValueError("events do not fit in one chunk")
 
 
+SYSMON_PROVIDER = ("Microsoft-Windows-Sysmon", "{5770385F-C22A-43E0-BF4C-06F5698FFBD9}",
+                   "Microsoft-Windows-Sysmon/Operational")
+
+
 def sysmon_event(event_id: int, record_id: int, computer: str, logged: datetime,
                  data: Sequence[tuple[str, Any]]) -> tuple:
     """An <Event> element as Sysmon writes it (System, then EventData of <Data Name=...> elements)."""
+    return windows_event(SYSMON_PROVIDER, event_id, record_id, computer, logged, data)
+
+
+def windows_event(provider: tuple[str, str, str], event_id: int, record_id: int, computer: str, logged: datetime,
+                  data: Sequence[tuple[str, Any]], *, execution: tuple[int, int] = (3032, 4108)) -> tuple:
+    """An <Event> element of ``provider`` (name, guid, channel): System, then EventData of <Data Name=...>."""
+    name, guid, channel = provider
     system = [
-        ("Provider", [("Name", Literal("Microsoft-Windows-Sysmon")),
-                      ("Guid", Literal("{5770385F-C22A-43E0-BF4C-06F5698FFBD9}"))], ()),
+        ("Provider", [("Name", Literal(name)), ("Guid", Literal(guid))], ()),
         ("EventID", (), [Typed(UINT16, event_id)]),
         ("Version", (), [Typed(UINT8, 5)]),
         ("Level", (), [Typed(UINT8, 4)]),
@@ -187,11 +197,11 @@ def sysmon_event(event_id: int, record_id: int, computer: str, logged: datetime,
         ("TimeCreated", [("SystemTime", Typed(FILETIME, logged))], ()),
         ("EventRecordID", (), [Typed(UINT64, record_id)]),
         ("Correlation", (), ()),
-        ("Execution", [("ProcessID", Typed(UINT32, 3032)), ("ThreadID", Typed(UINT32, 4108))], ()),
-        ("Channel", (), [Literal("Microsoft-Windows-Sysmon/Operational")]),
+        ("Execution", [("ProcessID", Typed(UINT32, execution[0])), ("ThreadID", Typed(UINT32, execution[1]))], ()),
+        ("Channel", (), [Literal(channel)]),
         ("Computer", (), [computer]),
     ]
-    event_data = [("Data", [("Name", Literal(name))], [value]) for name, value in data]
+    event_data = [("Data", [("Name", Literal(field))], [value]) for field, value in data]
     return ("Event", [("xmlns", Literal("http://schemas.microsoft.com/win/2004/08/events/event"))],
             [("System", (), system), ("EventData", (), event_data)])
 

@@ -34,7 +34,7 @@ def test_zip_and_evtx_by_magic(tmp_path: Path) -> None:
     assert sniff(collection)[0] == "velociraptor"
     log = tmp_path / "sysmon.log"
     log.write_bytes(b"ElfFile\x00" + bytes(100))
-    assert sniff(log)[0] == "sysmon"
+    assert sniff(log)[0] == "evtx"
 
 
 def test_connhunt_jsonl_with_bom_and_leading_blank_lines(tmp_path: Path) -> None:

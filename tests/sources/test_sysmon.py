@@ -59,14 +59,24 @@ def test_each_export_shape_reads_to_the_same_rows(fixture: str) -> None:
     assert name == "sysmon"
     connections = rows(records, "connection")
     assert connections[0] == planted(fixture)
-    assert [(c["process_name"], c["remote_ip"], c["remote_port"], c["remote_hostname"]) for c in connections] == [
-        ("x.exe", "203.0.113.5", 4444, None), ("firefox.exe", "198.51.100.10", 443, "www.example.org")]
+    assert [(c["process_name"], c["remote_ip"], c["remote_port"], c["remote_hostname"], c["direction"])
+            for c in connections] == [
+        ("x.exe", "203.0.113.5", 4444, None, "outbound"),
+        ("firefox.exe", "198.51.100.10", 443, "www.example.org", "outbound"),
+        ("System", "192.168.56.20", 50123, None, "inbound")]
+    # Initiated=false: Sysmon's Source* is the client that reached this host's SMB service on Destination*
+    assert connections[2] == {
+        **planted(fixture), "collected_at": utc(f"2026-11-23T01:00:07{'.5' if LOGGED[fixture] else ''}"),
+        "pid": 4, "process_name": "System", "process_path": "System", "process_identity": "system",
+        "username": "NT AUTHORITY\\SYSTEM", "local_ip": "192.168.56.10", "local_port": 445,
+        "remote_ip": "192.168.56.20", "remote_port": 50123, "first_seen": utc("2026-11-23T01:00:07.480"),
+        "last_seen": utc("2026-11-23T01:00:07.480"), "direction": "inbound"}
     lookups = rows(records, "dns")
     assert lookups[0] == lookup(fixture)
     assert (lookups[1]["query"], lookups[1]["answers"], lookups[1]["response_code"]) == (
         "nope.example.org", [], "NXDOMAIN")
-    # the accepted SMB connection (Initiated=false) and the process-creation event are counted, not read
-    assert health(records) == {"sysmon_inbound": 1, "other_sysmon_events": 1}
+    # the process-creation event (whoami, a process with no network event) fills nothing and is not a row
+    assert health(records) == {}
 
 
 @pytest.mark.parametrize("fixture", FIXTURES)
@@ -75,9 +85,9 @@ def test_score_finds_the_planted_connection(fixture: str) -> None:
     top = document["findings"][0]
     assert (top["host"], top["process_identity"], top["remote_ip"], top["remote_port"], top["pids"]) == (
         "WS-7.corp.example", "c:\\users\\public\\x.exe", "203.0.113.5", 4444, [5120])
-    assert document["hunt"]["rows"] == {"connections": 2, "listeners": 0, "dns": 2}
-    assert {"host": "WS-7.corp.example", "source": "sysmon", "check": "sysmon_inbound", "count": 1,
-            "message": "accepted (Initiated=false) Sysmon connections not read"} in document["health"]
+    assert document["hunt"]["rows"] == {"connections": 3, "listeners": 0, "dns": 2}
+    # the inbound SMB connection is a fact about this host's service, never a destination
+    assert all(finding["remote_port"] != 50123 for finding in document["findings"])
 
 
 def test_records_json_items_saved_as_lines(tmp_path: Path) -> None:
@@ -139,7 +149,7 @@ def test_real_sysmon_evtx() -> None:
     path = Path(os.environ["CONNHUNT_SYSMON_EVTX"])
     skipped: list[str] = []
     name, records = read(path, skip_bad=True, on_skip=skipped.append)
-    assert name == "sysmon"
+    assert name == "evtx"
     connections = rows(records, "connection")
     assert connections, "no Sysmon Event ID 3 in this log"
     for row in connections:
@@ -181,7 +191,7 @@ def sysmon_evtx(tmp_path: Path) -> Path:
 
 def test_evtx_file_reads_to_the_same_rows_as_its_json_export(sysmon_evtx: Path) -> None:
     name, records = read(sysmon_evtx)
-    assert name == "sysmon"
+    assert name == "evtx"
     assert records == read(DATA / "sysmon_evtx_dump.jsonl")[1]
     assert rows(records, "connection")[0] == planted("sysmon_evtx_dump.jsonl")
 
@@ -191,7 +201,7 @@ def test_score_evtx_finds_the_planted_connection(sysmon_evtx: Path) -> None:
     top = document["findings"][0]
     assert (top["host"], top["process_identity"], top["remote_ip"], top["remote_port"]) == (
         "WS-7.corp.example", "c:\\users\\public\\x.exe", "203.0.113.5", 4444)
-    assert document["hunt"]["sources"] == [f"sysmon:{sysmon_evtx}"]
+    assert document["hunt"]["sources"] == [f"evtx:{sysmon_evtx}"]
 
 
 def test_cut_evtx_is_an_error_that_says_events_are_lost(sysmon_evtx: Path, tmp_path: Path) -> None:

@@ -297,8 +297,9 @@ def test_real_collection_reads_back_this_process_connection(real_collection) -> 
         assert row["first_seen"] is not None and row["process_start"] is not None
     # Linux, Windows and MacOS sources all ran (local collect ignores source preconditions): Linux's is read
     assert health(records)["other_os_source"] == 2
-    assert len({(r["pid"], r["local_port"], r["remote_ip"], r["remote_port"]) for r in rows(records, "connection")}) \
-        == len(rows(records, "connection"))
+    # each owned socket once (ownerless TIME_WAIT sockets of a busy machine can repeat a 4-tuple across families)
+    owned = [r for r in rows(records, "connection") if r["pid"]]
+    assert len({(r["pid"], r["local_port"], r["remote_ip"], r["remote_port"]) for r in owned}) == len(owned)
 
 
 @pytest.mark.velociraptor
