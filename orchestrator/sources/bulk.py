@@ -130,17 +130,22 @@ class _Loader:
             exprs["message"] = f"coalesce({col('message')}, '')"
         joins = [f"LEFT JOIN ip_fix fix_{ip} ON fix_{ip}.raw = {col(ip)}" for ip in ips]
         if kind != "health":
-            if "process_identity" not in types:
-                os_expr = exprs.get("os", "NULL::VARCHAR")
-                exprs["process_identity"] = f"coalesce(ident.identity, '{UNKNOWN_PROCESS}')"
-                joins.append(f"LEFT JOIN identity_of ident ON ident.path IS NOT DISTINCT FROM {col('process_path')} "
-                             f"AND ident.name IS NOT DISTINCT FROM {col('process_name')} "
-                             f"AND ident.os IS NOT DISTINCT FROM {os_expr}")
-                self._identities(relation, col("process_path"), col("process_name"), os_expr)
+            os_expr = exprs.get("os", "NULL::VARCHAR")
+            given = col("process_identity")
+            # a given identity is kept (an export's); otherwise it is derived as the schema derives it
+            exprs["process_identity"] = f"coalesce({given}, ident.identity, '{UNKNOWN_PROCESS}')"
+            joins.append(f"LEFT JOIN identity_of ident ON ident.path IS NOT DISTINCT FROM {col('process_path')} "
+                         f"AND ident.name IS NOT DISTINCT FROM {col('process_name')} "
+                         f"AND ident.os IS NOT DISTINCT FROM {os_expr}")
+            self._identities(relation, col("process_path"), col("process_name"), os_expr)
         self._ip_fixes(relation, [col(ip) for ip in ips])
         casts = [f's."{name}" IS NOT NULL AND {exprs[name] if sql_type == "TIMESTAMP" else col(name, sql_type)} '
                  "IS NULL" for name, sql_type in wanted
                  if name in types and sql_type not in ("VARCHAR", "VARCHAR[]") and types[name] != sql_type]
+        # read_json hands a list or an object in a text field over as its JSON text; the row reader refuses it
+        casts += [f'(s."{name}" IS NOT NULL AND (starts_with(s."{name}", \'[\') OR starts_with(s."{name}", \'{{\'))'
+                  f' AND json_valid(s."{name}"))' for name, sql_type in wanted
+                  if sql_type == "VARCHAR" and types.get(name) == "VARCHAR"]
         exprs["__cast_failed"] = " OR ".join(casts) or "false"
         select = ", ".join(f'{expr} AS "{name}"' for name, expr in exprs.items())
         body = f"SELECT {select} FROM {relation} s {' '.join(joins)}"
@@ -222,15 +227,18 @@ def load(path: Path, store: Store, fmt: str) -> dict[str, int] | None:
         counts = _load(loader, path, fmt)
     except _NotBulk:
         con.execute("ROLLBACK")
+        con.execute("DROP TABLE IF EXISTS bulk_raw")
         if fmt == "jsonl":
             return None
         raise InputError(f"{path}: rows that do not fit the schema") from None
     except duckdb.Error as exc:
         con.execute("ROLLBACK")
+        con.execute("DROP TABLE IF EXISTS bulk_raw")
         if fmt == "jsonl":
             return None
         raise InputError(f"{path}: cannot read as {fmt}: {str(exc).splitlines()[0]}") from None
     con.execute("COMMIT")
+    con.execute("DROP TABLE IF EXISTS bulk_raw")
     return counts
 
 
@@ -253,8 +261,12 @@ def _load(loader: _Loader, path: Path, fmt: str) -> dict[str, int]:
     if fmt == "parquet":
         con.execute(f"CREATE OR REPLACE TEMP VIEW bulk_src AS SELECT * FROM read_parquet('{_quote(path)}')")
     else:
-        con.execute(f"CREATE OR REPLACE TEMP VIEW bulk_src AS SELECT * FROM read_json('{_quote(path)}', "
-                    "format = 'newline_delimited', union_by_name = true, maximum_object_size = 67108864)")
+        # One pass over the text into columns; the checks and the insert then read columns, not JSON again.
+        # The declared columns of every kind, so a kind that first appears deep in the file is not missed by
+        # read_json's sampling, and a value of the wrong type fails here (and goes to the located reader).
+        con.execute(f"CREATE OR REPLACE TEMP TABLE bulk_raw AS SELECT * FROM read_json('{_quote(path)}', "
+                    f"format = 'newline_delimited', maximum_object_size = 67108864, columns = {_JSON_COLUMNS})")
+        con.execute("CREATE OR REPLACE TEMP VIEW bulk_src AS SELECT * FROM bulk_raw")
     present = loader.types("bulk_src")
     if "kind" in present:
         kinds = [r[0] for r in con.execute("SELECT DISTINCT coalesce(kind, 'connection') FROM bulk_src").fetchall()]
@@ -280,6 +292,16 @@ def _load(loader: _Loader, path: Path, fmt: str) -> dict[str, int]:
     return counts
 
 
+def _json_columns() -> str:
+    """A read_json ``columns`` struct: every declared column of every kind, plus ``kind``; times with their zone."""
+    merged: dict[str, str] = {"kind": "VARCHAR"}
+    for columns in TABLE_COLUMNS.values():
+        for name, sql_type in columns:
+            merged.setdefault(name, "TIMESTAMPTZ" if sql_type == "TIMESTAMP" else sql_type)
+    return "{" + ", ".join(f"'{name}': '{sql_type}'" for name, sql_type in merged.items()) + "}"
+
+
+_JSON_COLUMNS = _json_columns()
 _IPV4 = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}"
 _SHAPE_CHECKS = {
     "connection": f"""host IS NULL OR host = '' OR host_id IS NULL OR process_identity IS NULL
