@@ -7,10 +7,13 @@ Why these sources (measured on this machine, see bench/collect/README.md):
   tcp_info. They cost nothing while nothing closes and cannot be missed by timing. They carry no owner: the inode
   and uid fields are 0 by then (the socket has left its file), and tcp_info has no start time, only the time since
   the last data or ack, so the connection's age from them is a lower bound.
-- **a fast sock_diag dump** (every ``poll`` seconds, 20 ms by default) of the sockets processes hold, with their
-  inode and uid; only inodes new since the last dump are looked up in /proc/<pid>/fd (the fd pass remembers each
-  process's fds, so a quiet host costs one listdir per process). This is what credits a connection to its pid
-  (attribution ``inode``) and dates its start to within one poll.
+- **a sock_diag dump** of the sockets processes hold, with their inode and uid; only inodes new since the last
+  dump are looked up in /proc/<pid>/fd (the fd pass remembers each process's fds, so a quiet host costs one
+  listdir per process). This is what credits a connection to its pid (attribution ``inode``) and dates its start
+  to within one dump. A dump walks the kernel's whole TCP hash table (262,144 buckets here: 2.2 ms of kernel time
+  per dump of both families, even with no socket in it), so it runs every ``idle_poll`` (250 ms) and every
+  ``poll`` (20 ms) only for ``burst`` seconds after a connection ended that no dump had seen: short-lived
+  connections (a beacon) make it fast, a quiet host keeps it cheap.
 - **the process connector** (NETLINK_CONNECTOR, CN_IDX_PROC) for exec and exit: a process's exe and command line
   are read the moment it execs, so one that connects and exits before any dump is still known (``exec-cache``).
 - Audit (connect() syscall records, as osquery's socket_events) would name the pid of every connect exactly, but
@@ -52,6 +55,7 @@ UID = "uid"
 _PRUNE_EVERY_S = 2.0
 _EXEC_KEEP_S = 60.0  # an exited process stays in the exec cache this long
 _AMBIGUOUS = None
+_SLACK_S = 0.005  # clock skew between a proc event's monotonic stamp and a destroy notice's receipt
 
 
 class Ended(NamedTuple):
@@ -89,10 +93,13 @@ class _Exec:
 class EventWatcher:
     """Runs the event thread; ``drain`` hands over ended connections, ``finish`` stops it and hands the rest."""
 
-    def __init__(self, hasher: ExeHasher, *, poll: float = 0.02, hold: float = 10.0,
-                 proc_root: str = procfs.PROC) -> None:
+    def __init__(self, hasher: ExeHasher, *, poll: float = 0.02, idle_poll: float = 0.25, burst: float = 10.0,
+                 hold: float = 30.0, proc_root: str = procfs.PROC) -> None:
         self.poll = poll
+        self.idle_poll = max(idle_poll, poll)
+        self.burst = burst
         self.hold = hold
+        self._fast_until = 0.0  # time.monotonic() until which dumps run every ``poll``
         self.proc_root = proc_root
         self.facts = LinuxFacts(hasher, proc_root)
         self.owners = procfs.OwnerScanner(proc_root, full_every=1 << 30)
@@ -157,7 +164,8 @@ class EventWatcher:
             now = time.monotonic()
             if self._dumper is not None and now >= next_dump:
                 self._dump()
-                next_dump = max(next_dump + self.poll, time.monotonic())
+                step = self.poll if now < self._fast_until else self.idle_poll
+                next_dump = max(next_dump + step, time.monotonic())
             if now >= next_prune:
                 self._prune(time.time())
                 next_prune = now + _PRUNE_EVERY_S
@@ -196,6 +204,8 @@ class EventWatcher:
             first = min(first, alive.first_seen)
             facts, stdio, uid, inode = alive.facts, alive.stdio, alive.uid, alive.inode
             how = INODE if facts is not None else UID
+        else:
+            self._fast_until = time.monotonic() + self.burst  # short-lived connections about: dump often
         row = SocketRow("tcp", sock.local_ip, sock.local_port, sock.remote_ip, sock.remote_port, sock.family,
                         sock.state, inode, uid)
         ended = Ended(Observation(row, facts, None if facts is not None else CLOSED, stdio, how, "event"), first, now)
@@ -265,7 +275,7 @@ class EventWatcher:
             self._history[dest] = _AMBIGUOUS
 
     def _prune(self, now: float) -> None:
-        stale = self._dumps - int(_PRUNE_EVERY_S / max(self.poll, 1e-3)) - 2
+        stale = self._dumps - 3  # not in the last three dumps: gone without a destroy notice we read
         for t5 in [t5 for t5, entry in self._alive.items() if entry.last_dump < stale]:
             self._inodes.pop(self._alive.pop(t5).inode, None)
         for pid in [pid for pid, e in self._execs.items() if e.exit_at is not None and e.exit_at < now - _EXEC_KEEP_S]:
@@ -289,11 +299,12 @@ class EventWatcher:
         now = time.time()
         waiting: list[Ended] = []
         for ended in self._pending:
-            resolved = self._attribute(ended)
-            if resolved is not None:
-                ready.append(resolved)
-            elif final or now - ended.last_seen >= self.hold:
-                ready.append(ended)
+            expired = final or now - ended.last_seen >= self.hold
+            # History is asked on every drain (a later sighting of the same process may name it); the exec cache
+            # only once history has had its time, since a coincidental exit is the weaker evidence.
+            resolved = self._attribute(ended, exec_cache=expired)
+            if resolved is not None or expired:
+                ready.append(resolved or ended)
             else:
                 waiting.append(ended)
         self._pending = waiting
@@ -301,18 +312,20 @@ class EventWatcher:
             self.counts[ended.obs[4] or "none"] += 1
         return ready
 
-    def _attribute(self, ended: Ended) -> Ended | None:
-        """The ended connection credited by history or the exec cache, or None when neither can tell."""
+    def _attribute(self, ended: Ended, *, exec_cache: bool) -> Ended | None:
+        """The ended connection credited by history or (if asked) the exec cache, or None when neither can tell."""
         sock = ended.obs[0]
         facts = self._history.get((sock.local_ip, sock.remote_ip, sock.remote_port))
         how = HISTORY
         if facts is not None and not self._lived_through(facts, ended):
             facts = None
-        if facts is None:
+        if facts is None and exec_cache:
             how = EXEC_CACHE
+            # A process that connects and exits: its exit closes the socket, which the kernel frees a round trip
+            # later, so its exit falls within the connection's own lifetime. Only one such process may qualify.
+            first, last = ended.first_seen - _SLACK_S, ended.last_seen + _SLACK_S
             candidates = [e.facts for e in list(self._execs.values())
-                          if e.exec_at <= ended.first_seen + 0.05 and e.exit_at is not None
-                          and ended.first_seen - 0.05 <= e.exit_at <= ended.last_seen + 1.0]
+                          if e.exec_at <= first + 2 * _SLACK_S and e.exit_at is not None and first <= e.exit_at <= last]
             facts = candidates[0] if len(candidates) == 1 else None
         if facts is None:
             return None
@@ -348,8 +361,9 @@ class EventWatcher:
         """(count, message) for the socket_events health record."""
         total = sum(v for k, v in self.counts.items() if k != "lost")
         by = ", ".join(f"{self.counts[k]} by {k}" for k in (INODE, HISTORY, EXEC_CACHE, UID) if self.counts[k])
-        parts = [f"Kernel socket events on (sock_diag destroy notifications, a {self.poll * 1000:.0f} ms dump of "
-                 f"held sockets, the process connector): {total} TCP connections seen only by events"
+        parts = [f"Kernel socket events on (sock_diag destroy notifications, a dump of held sockets every "
+                 f"{self.idle_poll * 1000:.0f} ms, {self.poll * 1000:.0f} ms while short connections come and go, "
+                 f"the process connector): {total} TCP connections seen only by events"
                  + (f" ({by}; {self.counts['none']} without a process)" if total else "")]
         if self.counts["lost"]:
             parts.append(f"the kernel dropped notices {self.counts['lost']} times (receive buffer overrun), so "
