@@ -109,6 +109,16 @@ class LinuxFacts:
         self._cache[key] = (facts, now)
         return facts
 
+    def reread(self, pid: int) -> ProcessFacts | None:
+        """Facts read afresh: after an exec the pid and start time stay the same while exe and command line change,
+        so the cached facts of (pid, start) describe the program it was before."""
+        stat = procfs.read_stat(pid, self.root)
+        if stat is None:
+            return None
+        facts = self._read(pid, *stat)
+        self._cache[(pid, stat[2])] = (facts, self._clock())
+        return facts
+
     def _read(self, pid: int, comm: str, ppid: int, start_ticks: int) -> ProcessFacts:
         root = self.root
         exe = procfs.read_exe(pid, root)

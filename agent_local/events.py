@@ -56,6 +56,7 @@ _PRUNE_EVERY_S = 2.0
 _EXEC_KEEP_S = 60.0  # an exited process stays in the exec cache this long
 _AMBIGUOUS = None
 _SLACK_S = 0.005  # clock skew between a proc event's monotonic stamp and a destroy notice's receipt
+_AGE_SLACK_S = 0.05
 
 
 class Ended(NamedTuple):
@@ -221,7 +222,7 @@ class EventWatcher:
                         return  # another namespace's process: none of our sockets
                 except OSError:
                     return
-            facts = self.facts.get(event.pid)
+            facts = self.facts.reread(event.pid)
             if facts is not None:
                 self._execs[event.pid] = _Exec(facts, when)
         else:
@@ -323,9 +324,11 @@ class EventWatcher:
             how = EXEC_CACHE
             # A process that connects and exits: its exit closes the socket, which the kernel frees a round trip
             # later, so its exit falls within the connection's own lifetime. Only one such process may qualify.
-            first, last = ended.first_seen - _SLACK_S, ended.last_seen + _SLACK_S
+            # first_seen from tcp_info is a lower bound of the age, so it may lag the true start: allow for it.
+            first, last = ended.first_seen - _AGE_SLACK_S, ended.last_seen + _SLACK_S
             candidates = [e.facts for e in list(self._execs.values())
-                          if e.exec_at <= first + 2 * _SLACK_S and e.exit_at is not None and first <= e.exit_at <= last]
+                          if e.exec_at <= ended.first_seen + _SLACK_S and e.exit_at is not None
+                          and first <= e.exit_at <= last]
             facts = candidates[0] if len(candidates) == 1 else None
         if facts is None:
             return None

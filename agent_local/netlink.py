@@ -13,7 +13,7 @@ import os
 import socket
 import struct
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
 NETLINK_SOCK_DIAG = 4
@@ -182,36 +182,71 @@ def parse_proc_events(data: bytes) -> Iterator[ProcEvent]:
             yield ProcEvent(what, tgid, stamp / 1e9)
 
 
-def open_proc_connector() -> socket.socket:
+def open_proc_connector(proc_root: str = "/proc") -> socket.socket:
     """A socket subscribed to the process connector's events (exec, exit...). The connector exists only in the
     initial network namespace, so when this process runs in another one the socket is made from a thread that
-    joins the initial namespace for that moment (setns, root only). Raises OSError where refused."""
+    joins the namespace of a process outside ours for that moment (setns, root only): pid 1's, our parent's
+    (``ip netns exec`` leaves the parent outside), or another process's. Raises OSError where refused."""
     try:
         return _proc_connector_here()
-    except ConnectionRefusedError:
-        pass
-    made: list[socket.socket] = []
-    failed: list[BaseException] = []
+    except ConnectionRefusedError as exc:
+        refused: OSError = exc
+    for path in _other_netns(proc_root):
+        try:
+            return _in_netns(path, _proc_connector_here)
+        except OSError as exc:
+            refused = exc
+    raise refused
 
-    def in_init_netns() -> None:
+
+def _other_netns(proc_root: str, limit: int = 8) -> list[str]:
+    """/proc/<pid>/ns/net of up to ``limit`` processes in network namespaces other than ours, one per namespace."""
+    try:
+        ours = os.stat(f"{proc_root}/self/ns/net").st_ino
+    except OSError:
+        return []
+    seen = {ours}
+    found: list[str] = []
+    others = sorted(int(n) for n in os.listdir(proc_root) if n.isdigit())
+    for pid in [1, os.getppid(), *others]:
+        path = f"{proc_root}/{pid}/ns/net"
+        try:
+            inode = os.stat(path).st_ino
+        except OSError:
+            continue
+        if inode not in seen:
+            seen.add(inode)
+            found.append(path)
+            if len(found) >= limit:
+                break
+    return found
+
+
+def _in_netns(path: str, make: Callable[[], socket.socket]) -> socket.socket:
+    """``make()`` run by a thread that first joins the network namespace at ``path``; the socket it makes keeps
+    that namespace, and the thread ends there without touching the rest of the process."""
+    made: list[socket.socket] = []
+    failed: list[OSError] = []
+
+    def run() -> None:
         try:
             libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-            fd = os.open("/proc/1/ns/net", os.O_RDONLY)
+            fd = os.open(path, os.O_RDONLY)
             try:
                 if libc.setns(fd, CLONE_NEWNET) != 0:
-                    raise OSError(ctypes.get_errno(), "setns into the initial network namespace refused")
+                    err = ctypes.get_errno()
+                    raise OSError(err, os.strerror(err))
             finally:
                 os.close(fd)
-            made.append(_proc_connector_here())
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            made.append(make())
+        except OSError as exc:
             failed.append(exc)
 
-    # The thread ends in the other namespace and exits; the socket keeps the namespace it was made in.
-    thread = threading.Thread(target=in_init_netns, name="agent_local-netns")
+    thread = threading.Thread(target=run, name="agent_local-netns")
     thread.start()
     thread.join()
     if failed:
-        raise failed[0] if isinstance(failed[0], OSError) else OSError(str(failed[0]))
+        raise failed[0]
     return made[0]
 
 
