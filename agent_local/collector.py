@@ -153,7 +153,8 @@ def _start_events(snapper: Snapshotter, poll: float) -> tuple[EventWatcher | Non
 
 
 def _event_records(watcher: EventWatcher, sampler: Sampler, *, final: bool = False) -> list[dict[str, Any]]:
-    ended = watcher.drain(lambda e: sampler.claim_event(e.obs[0][:5], e.first_seen, e.last_seen), final=final)
+    ended = watcher.drain(lambda e: sampler.claim_event(e.obs[0][:5], e.first_seen, e.last_seen),
+                          lambda row: sampler.listening.direction(row) == "inbound", final=final)
     return sampler.event_records(ended, time.time()) if ended else []
 
 

@@ -56,7 +56,7 @@ _PRUNE_EVERY_S = 2.0
 _EXEC_KEEP_S = 60.0  # an exited process stays in the exec cache this long
 _AMBIGUOUS = None
 _SLACK_S = 0.005  # clock skew between a proc event's monotonic stamp and a destroy notice's receipt
-_AGE_SLACK_S = 0.05
+_EXIT_TO_END_S = 0.02  # from a process's exit to the kernel freeing the socket it closed (one round trip)
 
 
 class Ended(NamedTuple):
@@ -73,7 +73,7 @@ class _Alive:
     __slots__ = ("first_seen", "facts", "uid", "inode", "stdio", "last_dump")
 
     def __init__(self, first_seen: float, facts: ProcessFacts | None, uid: int, inode: int, stdio: bool | None,
-                 dump: int) -> None:
+                 dump: float) -> None:
         self.first_seen = first_seen
         self.facts = facts
         self.uid = uid
@@ -100,7 +100,9 @@ class EventWatcher:
         self.idle_poll = max(idle_poll, poll)
         self.burst = burst
         self.hold = hold
-        self._fast_until = 0.0  # time.monotonic() until which dumps run every ``poll``
+        # per family, time.monotonic() until which its dumps run every ``poll``: an IPv4 beacon costs no IPv6 dumps
+        self._fast_until = {"ipv4": 0.0, "ipv6": 0.0}
+        self._dumped: dict[str, set[int]] = {"ipv4": set(), "ipv6": set()}  # inodes of each family's last dump
         self.proc_root = proc_root
         self.facts = LinuxFacts(hasher, proc_root)
         self.owners = procfs.OwnerScanner(proc_root, full_every=1 << 30)
@@ -115,10 +117,10 @@ class EventWatcher:
         self._execs: dict[int, _Exec] = {}
         self._ended: list[Ended] = []  # new since the last drain
         self._pending: list[Ended] = []  # claimed by nobody and not attributed yet
+        self._unowned_ends: list[tuple[float, Tuple5]] = []  # when recent ownerless connections ended
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._dumps = 0
         try:
             self._netns: int | None = os.stat(f"{proc_root}/self/ns/net").st_ino
         except OSError:
@@ -152,10 +154,11 @@ class EventWatcher:
 
     def _run(self) -> None:
         readers = [s for s in (self._destroy, self._connector) if s is not None]
-        next_dump = time.monotonic()
-        next_prune = next_dump + _PRUNE_EVERY_S
+        next_dump = dict.fromkeys(self._fast_until, time.monotonic())
+        next_prune = time.monotonic() + _PRUNE_EVERY_S
         while not self._stop.is_set():
-            timeout = max(0.0, next_dump - time.monotonic()) if self._dumper is not None else 0.2
+            due = min(next_dump.values())
+            timeout = max(0.0, due - time.monotonic()) if self._dumper is not None else 0.2
             try:
                 ready, _, _ = select.select(readers, [], [], timeout)
             except OSError:
@@ -163,10 +166,15 @@ class EventWatcher:
             for sock in ready:
                 self._read(sock)
             now = time.monotonic()
-            if self._dumper is not None and now >= next_dump:
-                self._dump()
-                step = self.poll if now < self._fast_until else self.idle_poll
-                next_dump = max(next_dump + step, time.monotonic())
+            if self._dumper is not None:
+                for family, at in next_dump.items():
+                    if now >= at:
+                        self._dump(family)
+                        step = self.poll if now < self._fast_until[family] else self.idle_poll
+                        # never later than a fast dump would be, if short connections started meanwhile
+                        next_dump[family] = max(at + step, time.monotonic())
+                    elif now < self._fast_until[family] and at > now + self.poll:
+                        next_dump[family] = now + self.poll  # short connections began: no waiting an idle step
             if now >= next_prune:
                 self._prune(time.time())
                 next_prune = now + _PRUNE_EVERY_S
@@ -206,7 +214,7 @@ class EventWatcher:
             facts, stdio, uid, inode = alive.facts, alive.stdio, alive.uid, alive.inode
             how = INODE if facts is not None else UID
         else:
-            self._fast_until = time.monotonic() + self.burst  # short-lived connections about: dump often
+            self._fast_until[sock.family] = time.monotonic() + self.burst  # short connections about: dump often
         row = SocketRow("tcp", sock.local_ip, sock.local_port, sock.remote_ip, sock.remote_port, sock.family,
                         sock.state, inode, uid)
         ended = Ended(Observation(row, facts, None if facts is not None else CLOSED, stdio, how, "event"), first, now)
@@ -230,25 +238,24 @@ class EventWatcher:
             if known is not None:
                 known.exit_at = when
 
-    def _dump(self) -> None:
+    def _dump(self, family: str) -> None:
         assert self._dumper is not None
-        self._dumps += 1
-        dump_no = self._dumps
         try:
-            found = self._dumper.inodes()
+            found = self._dumper.inodes(family)
         except OSError:
             return
         now = time.time()
         inodes = self._inodes
         alive_map = self._alive
+        self._dumped[family] = set(found)
         new = [inode for inode in found if inode not in inodes]
         for inode in found.keys() & inodes.keys():
             entry = alive_map.get(inodes[inode])
             if entry is not None:
-                entry.last_dump = dump_no
+                entry.last_dump = now
         if not new:
             return
-        scan = self.owners.scan(new, found.keys())
+        scan = self.owners.scan(new, self._dumped["ipv4"] | self._dumped["ipv6"])
         owners = scan.owners
         for inode in new:
             sock = netlink.parse_diag(found[inode])
@@ -263,7 +270,7 @@ class EventWatcher:
                     facts = self._execs[pid].facts  # exited since the fd pass: its exec facts still hold
             inodes[inode] = t5
             alive_map[t5] = _Alive(now, facts, sock.uid, inode, (inode in scan.stdio) if facts is not None else None,
-                                   dump_no)
+                                   now)
             if facts is not None:
                 self._learn((sock.local_ip, sock.remote_ip, sock.remote_port), facts)
 
@@ -276,7 +283,7 @@ class EventWatcher:
             self._history[dest] = _AMBIGUOUS
 
     def _prune(self, now: float) -> None:
-        stale = self._dumps - 3  # not in the last three dumps: gone without a destroy notice we read
+        stale = now - 3 * self.idle_poll - 1.0  # missing from the last dumps: gone without a notice we read
         for t5 in [t5 for t5, entry in self._alive.items() if entry.last_dump < stale]:
             self._inodes.pop(self._alive.pop(t5).inode, None)
         for pid in [pid for pid, e in self._execs.items() if e.exit_at is not None and e.exit_at < now - _EXEC_KEEP_S]:
@@ -286,54 +293,74 @@ class EventWatcher:
 
     # -- the consumer's side ---------------------------------------------------------------------------------
 
-    def drain(self, claim: Callable[[Ended], bool], *, final: bool = False) -> list[Ended]:
+    def drain(self, claim: Callable[[Ended], bool], inbound: Callable[[SocketRow], bool] = lambda _row: False, *,
+              final: bool = False) -> list[Ended]:
         """Connections to write now. ``claim(ended)`` is asked first for each new one: True when the ticks saw
         that connection themselves (then it is theirs and dropped here). Unattributed ones wait up to ``hold``
-        seconds (all of them when ``final``) for history to name their process."""
+        seconds (all of them when ``final``) for history to name their process. ``inbound(row)`` says whether a
+        socket is the accepted end of a local service (never credited to a client that exited)."""
         with self._lock:
             new, self._ended = self._ended, []
         ready: list[Ended] = []
         for ended in new:
             if claim(ended):
                 continue
-            (ready if ended.obs[1] is not None else self._pending).append(ended)
+            if ended.obs[1] is not None:
+                ready.append(ended)
+            else:
+                self._pending.append(ended)
+                self._unowned_ends.append((ended.last_seen, ended.obs[0][:5]))
         now = time.time()
         waiting: list[Ended] = []
         for ended in self._pending:
             expired = final or now - ended.last_seen >= self.hold
             # History is asked on every drain (a later sighting of the same process may name it); the exec cache
             # only once history has had its time, since a coincidental exit is the weaker evidence.
-            resolved = self._attribute(ended, exec_cache=expired)
+            resolved = self._attribute(ended, inbound if expired else None)
             if resolved is not None or expired:
                 ready.append(resolved or ended)
             else:
                 waiting.append(ended)
         self._pending = waiting
+        cutoff = now - self.hold - 5.0
+        self._unowned_ends = [end for end in self._unowned_ends if end[0] >= cutoff]
         for ended in ready:
             self.counts[ended.obs[4] or "none"] += 1
         return ready
 
-    def _attribute(self, ended: Ended, *, exec_cache: bool) -> Ended | None:
-        """The ended connection credited by history or (if asked) the exec cache, or None when neither can tell."""
+    def _attribute(self, ended: Ended, inbound: Callable[[SocketRow], bool] | None) -> Ended | None:
+        """The ended connection credited by history or (when ``inbound`` is given) the exec cache, or None."""
         sock = ended.obs[0]
         facts = self._history.get((sock.local_ip, sock.remote_ip, sock.remote_port))
         how = HISTORY
         if facts is not None and not self._lived_through(facts, ended):
             facts = None
-        if facts is None and exec_cache:
+        if facts is None and inbound is not None and not inbound(sock):
             how = EXEC_CACHE
-            # A process that connects and exits: its exit closes the socket, which the kernel frees a round trip
-            # later, so its exit falls within the connection's own lifetime. Only one such process may qualify.
-            # first_seen from tcp_info is a lower bound of the age, so it may lag the true start: allow for it.
-            first, last = ended.first_seen - _AGE_SLACK_S, ended.last_seen + _SLACK_S
-            candidates = [e.facts for e in list(self._execs.values())
-                          if e.exec_at <= ended.first_seen + _SLACK_S and e.exit_at is not None
-                          and first <= e.exit_at <= last]
-            facts = candidates[0] if len(candidates) == 1 else None
+            facts = self._exited_with(ended)
         if facts is None:
             return None
         obs = ended.obs
         return Ended(Observation(obs[0], facts, None, None, how, "event"), ended.first_seen, ended.last_seen)
+
+    def _exited_with(self, ended: Ended) -> ProcessFacts | None:
+        """The process whose exit closed this connection: one that connects and exits. Its exit closes the socket,
+        which the kernel frees a round trip later, so the exit falls just before the end. Credited only when
+        exactly one exec'd process of this namespace exited then and no other ownerless connection ended around
+        that exit (its own other end aside): on a busy host a coincidence must not name a process."""
+        last = ended.last_seen
+        candidates = [e for e in list(self._execs.values())
+                      if e.exit_at is not None and e.exec_at <= ended.first_seen + _SLACK_S
+                      and last - _EXIT_TO_END_S <= e.exit_at <= last + _SLACK_S]
+        if len(candidates) != 1:
+            return None
+        exit_at = candidates[0].exit_at
+        assert exit_at is not None
+        sock = ended.obs[0]
+        mine = {sock[:5], (sock[0], sock[3], sock[4], sock[1], sock[2])}
+        rivals = [t5 for end, t5 in self._unowned_ends
+                  if exit_at - _SLACK_S <= end <= exit_at + _EXIT_TO_END_S and t5 not in mine]
+        return candidates[0].facts if not rivals else None
 
     def _lived_through(self, facts: ProcessFacts, ended: Ended) -> bool:
         """The process was running when the connection started: same pid and start time, started before it."""

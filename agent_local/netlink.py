@@ -134,7 +134,7 @@ class DiagDumper:
         self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_SOCK_DIAG)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
         self.sock.bind((0, 0))
-        self._requests = [self._request(family) for family in (socket.AF_INET, socket.AF_INET6)]
+        self._requests = {"ipv4": self._request(socket.AF_INET), "ipv6": self._request(socket.AF_INET6)}
 
     @staticmethod
     def _request(family: int) -> bytes:
@@ -142,11 +142,12 @@ class DiagDumper:
         body = struct.pack("=BBBBI", family, socket.IPPROTO_TCP, 0, 0, OWNED_STATES) + b"\x00" * 48
         return _NLMSGHDR.pack(16 + len(body), SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, 1, 0) + body
 
-    def inodes(self) -> dict[int, memoryview]:
-        """inode -> raw inet_diag_msg of every owned TCP socket now; parsed later only for the new ones."""
+    def inodes(self, family: str) -> dict[int, memoryview]:
+        """inode -> raw inet_diag_msg of every owned TCP socket of one family (ipv4 / ipv6) now; parsed later only
+        for the new ones. Each family's dump walks the kernel's whole TCP hash table."""
         found: dict[int, memoryview] = {}
         recv = self.sock.recv
-        for request in self._requests:
+        for request in (self._requests[family],):
             self.sock.send(request)
             done = False
             while not done:
