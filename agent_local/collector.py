@@ -147,7 +147,7 @@ def _start_events(snapper: Snapshotter, poll: float) -> tuple[EventWatcher | Non
         return None, "kernel socket events need root (CAP_NET_ADMIN)"
     from agent_local.events import EventWatcher
 
-    watcher = EventWatcher(snapper.hasher, poll=poll)
+    watcher = EventWatcher(snapper.hasher, poll=poll, facts=getattr(snapper, "facts", None))
     reason = watcher.start()
     return (None, reason) if reason is not None else (watcher, None)
 

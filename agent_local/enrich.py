@@ -149,8 +149,9 @@ class LinuxFacts:
     def forget_stale(self) -> None:
         """Drop processes not asked about recently (their pids may be reused by someone else)."""
         cutoff = self._clock() - _FORGET_AFTER_S
-        for key in [k for k, (_, used) in self._cache.items() if used < cutoff]:
-            del self._cache[key]
+        # list() copies the items in one step: the event thread may add facts meanwhile (agent_local.events).
+        for key in [k for k, (_, used) in list(self._cache.items()) if used < cutoff]:
+            self._cache.pop(key, None)
         if len(self._parents) > 4 * max(len(self._cache), 256):
             self._parents.clear()
 

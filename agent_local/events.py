@@ -95,7 +95,7 @@ class EventWatcher:
     """Runs the event thread; ``drain`` hands over ended connections, ``finish`` stops it and hands the rest."""
 
     def __init__(self, hasher: ExeHasher, *, poll: float = 0.02, idle_poll: float = 0.25, burst: float = 10.0,
-                 hold: float = 30.0, proc_root: str = procfs.PROC) -> None:
+                 hold: float = 30.0, proc_root: str = procfs.PROC, facts: LinuxFacts | None = None) -> None:
         self.poll = poll
         self.idle_poll = max(idle_poll, poll)
         self.burst = burst
@@ -104,7 +104,9 @@ class EventWatcher:
         self._fast_until = {"ipv4": 0.0, "ipv6": 0.0}
         self._dumped: dict[str, set[int]] = {"ipv4": set(), "ipv6": set()}  # inodes of each family's last dump
         self.proc_root = proc_root
-        self.facts = LinuxFacts(hasher, proc_root)
+        # Shared with the ticks' snapshotter when given: an exec seen here refreshes the facts the ticks use too
+        # (an exec keeps pid and start time, the cache key, while exe and command line change).
+        self.facts = facts if facts is not None else LinuxFacts(hasher, proc_root)
         self.owners = procfs.OwnerScanner(proc_root, full_every=1 << 30)
         self.notes: list[str] = []  # what works less than fully (no proc connector, no dump)
         self.counts: Counter[str] = Counter()  # event-only connections by attribution, and lost notices

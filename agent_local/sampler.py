@@ -22,6 +22,8 @@ _REMEMBER_ATTRIBUTED_S = 120.0
 Key = tuple[str, str, int, str, int, "int | None"]
 Tuple5 = tuple[str, str, int, str, int]
 _LIVE = float("inf")
+# How late a kernel event's notice may reach the sampler after the connection ended (the event thread's wakeup).
+_EVENT_DELAY_S = 0.5
 
 
 # A live connection: [first_seen, last_seen, observations, latest Observation, last tick seen, direction], the
@@ -41,7 +43,7 @@ class Sampler:
         self.listening = Listening()  # the latest tick's listening sockets
         self._live: dict[Key, list[Any]] = {}
         self._live_listeners: dict[ListenerKey, list[Any]] = {}
-        # 5-tuple of every TCP connection seen with its process -> when it was last live (inf while it is).
+        # 5-tuple of every TCP connection seen with its process -> when it was found gone (inf while it is live).
         self._attributed: dict[Tuple5, float] = {}
         self._live_pid: dict[Tuple5, int] = {}  # TCP 5-tuple of a live attributed connection -> its pid
         self._tick = 0
@@ -118,8 +120,10 @@ class Sampler:
             entry[_FIRST] = min(entry[_FIRST], first_seen)
             entry[_LAST] = max(entry[_LAST], last_seen)
             return True
-        if t5 in self._attributed:
-            return True  # a tick saw it and has written it already
+        gone_at = self._attributed.get(t5)
+        if gone_at is not None and last_seen <= gone_at + _EVENT_DELAY_S:
+            return True  # a tick saw it and found it gone since: its record is written
+        # (an end later than that is a new connection that reused the 5-tuple: loopback reuses ports quickly)
         self._attributed[t5] = last_seen
         self._live.pop(t5 + (None,), None)  # its ownerless TIME_WAIT a tick already caught is this connection
         return False
@@ -148,9 +152,9 @@ class Sampler:
         entries = [pop(key) for key in keys]
         attributed = self._attributed
         live_pid = self._live_pid
-        for key, entry in zip(keys, entries):
+        for key in keys:
             if key[5] is not None and key[0] == "tcp":
-                attributed[key[:5]] = entry[_LAST]
+                attributed[key[:5]] = now  # when it was found gone: it ended before this
                 live_pid.pop(key[:5], None)
         self._count(entries)
         return connection_records(self.host, entries, now)

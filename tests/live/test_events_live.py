@@ -13,8 +13,8 @@ import shutil
 import subprocess
 import sys
 import textwrap
-from collections import Counter
 import time
+from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
