@@ -56,6 +56,7 @@ _PRUNE_EVERY_S = 2.0
 _EXEC_KEEP_S = 60.0  # an exited process stays in the exec cache this long
 _AMBIGUOUS = None
 _SLACK_S = 0.005  # clock skew between a proc event's monotonic stamp and a destroy notice's receipt
+_MAX_PENDING = 20_000  # ownerless connections waiting for history at most (about 20 s of 1,000 a second)
 _EXIT_TO_END_S = 0.02  # from a process's exit to the kernel freeing the socket it closed (one round trip)
 
 
@@ -155,6 +156,12 @@ class EventWatcher:
     # -- the thread ------------------------------------------------------------------------------------------
 
     def _run(self) -> None:
+        # The destroy notices carry no time of their own: they are stamped when read, so this (mostly sleeping)
+        # thread asks to be scheduled ahead of busy ones where it may (root); a loaded machine then delays it less.
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), -10)
+        except (OSError, AttributeError):
+            pass
         readers = [s for s in (self._destroy, self._connector) if s is not None]
         next_dump = dict.fromkeys(self._fast_until, time.monotonic())
         next_prune = time.monotonic() + _PRUNE_EVERY_S
@@ -242,11 +249,13 @@ class EventWatcher:
 
     def _dump(self, family: str) -> None:
         assert self._dumper is not None
+        # Stamped before the request: every socket in the dump existed when the kernel walked the table, just after
+        # this, and a late wakeup after the reply must not make its start look later.
+        now = time.time()
         try:
             found = self._dumper.inodes(family)
         except OSError:
             return
-        now = time.time()
         inodes = self._inodes
         alive_map = self._alive
         self._dumped[family] = set(found)
@@ -312,6 +321,11 @@ class EventWatcher:
             else:
                 self._pending.append(ended)
                 self._unowned_ends.append((ended.last_seen, ended.obs[0][:5]))
+        if len(self._pending) > _MAX_PENDING:
+            # Memory stays bounded under heavy churn: the oldest waiters are written without waiting longer.
+            cut = len(self._pending) - _MAX_PENDING
+            ready.extend(self._pending[:cut])
+            self._pending = self._pending[cut:]
         now = time.time()
         waiting: list[Ended] = []
         for ended in self._pending:

@@ -112,24 +112,27 @@ def run_case(name: str, rate: float, seconds: float, workdir: Path) -> dict:
                 proc.wait(timeout=10)
         if sink is not subprocess.DEVNULL:
             sink.close()
-    recorded = _recorded(name, out, port)
+    recorded, attributed = _recorded(name, out, port)
     return {"collector": name, "rate": rate, "connections_made": int(made), "load_seconds": float(took),
             "cpu_s": round(cpu, 3), "wall_s": round(wall, 1),
             "cpu_percent_of_one_core": round(100 * cpu / wall, 1),
-            "peak_rss_mib": round(rss / 1024, 1), "client_ends_recorded": recorded}
+            "peak_rss_mib": round(rss / 1024, 1), "client_ends_recorded": recorded,
+            "client_ends_attributed": attributed}
 
 
-def _recorded(name: str, out: Path, port: int) -> int:
+def _recorded(name: str, out: Path, port: int) -> tuple[int, int]:
+    """(client ends recorded, of them with their process)."""
     text = out.read_text(errors="replace") if out.exists() else ""
     if name == "ss -E":
-        # "State Recv-Q Send-Q Local:Port Peer:Port": client ends have the server port as peer
-        return sum(1 for line in text.splitlines() if line.split()[4:5] == [f"127.0.0.1:{port}"])
-    count = 0
+        # "State Recv-Q Send-Q Local:Port Peer:Port": client ends have the server port as peer; no process column
+        return sum(1 for line in text.splitlines() if line.split()[4:5] == [f"127.0.0.1:{port}"]), 0
+    count = attributed = 0
     for line in text.splitlines():
         record = json.loads(line)
         if record["kind"] == "connection" and record["remote_port"] == port and record["local_ip"] == "127.0.0.1":
             count += 1
-    return count
+            attributed += bool(record["attributed"])
+    return count, attributed
 
 
 def main() -> int:
