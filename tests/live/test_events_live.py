@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import run_connhunt
 from tests.live.testnet import LiveNet
 
 pytestmark = [pytest.mark.netns,
@@ -185,3 +186,13 @@ def test_short_beacons_and_a_one_shot_process_are_all_recorded(interval):
         assert abs(_t(shot["first_seen"]) - shot_t) <= 0.05
         [health] = [r for r in records if r["kind"] == "health" and r["check"] == "socket_events"]
         assert health["message"].startswith("Kernel socket events on"), health
+
+        # What the events recorded is what the beacon detector needs: each beacon rates as in the lab.
+        scored = run_connhunt("score", str(out), "--format", "json", "--min-risk", "low")
+        assert scored.returncode in (0, 1), scored.stderr
+        findings = json.loads(scored.stdout)["findings"]
+        for port, (_, binary, _) in beacons.items():
+            found = [f for f in findings if f["process_path"] == str(binary)]
+            print(f"port {port}, tick {interval}: " + "; ".join(f"{f['risk']} {f['technique']}" for f in found))
+            assert found and found[0]["risk"] in ("High", "Critical"), found
+            assert any("beacon" in json.dumps(f) for f in found), found
