@@ -184,6 +184,8 @@ def test_short_beacons_and_a_one_shot_process_are_all_recorded(interval):
         assert (shot["pid"], shot["process_path"], shot["command_line"]) == (
             one_shot.pid, str(one_shot_binary), shlex.join(one_shot_argv)), shot
         assert abs(_t(shot["first_seen"]) - shot_t) <= 0.05
+        print(f"one-shot, tick {interval}: {shot['seen_by']}:{shot['attribution']}, "
+              f"{abs(_t(shot['first_seen']) - shot_t) * 1000:.1f} ms off")
         [health] = [r for r in records if r["kind"] == "health" and r["check"] == "socket_events"]
         assert health["message"].startswith("Kernel socket events on"), health
 
