@@ -35,7 +35,6 @@ PROC_EVENT_EXIT = 0x80000000
 CLONE_NEWNET = 0x40000000
 
 _NLMSGHDR = struct.Struct("=IHHII")
-_DIAG_MSG = struct.Struct("=BBBB")  # family, state, timer, retrans
 _PORTS = struct.Struct(">HH")
 _UID_INODE = struct.Struct("=II")  # idiag_uid, idiag_inode at offsets 64, 68 of inet_diag_msg
 _DIAG_MSG_LEN = 72
