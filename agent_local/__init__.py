@@ -9,7 +9,7 @@ Python API (used by ``connhunt triage`` / ``connhunt collect``)::
     collect(duration: float = 60.0, interval: float = 1.0, host: str | None = None, dns: bool = False,
             on_tick: Callable[[float, int], None] | None = None, stop: threading.Event | None = None, *,
             listeners: bool = True, events: bool = True, max_hash_bytes: int = 64 MiB, host_id: str | None = None,
-            backend: str | None = None, dns_ports: tuple[int, ...] = (53,), event_poll: float = 0.02,
+            backend: str | None = None, dns_ports: tuple[int, ...] = (53,), event_poll: float = 0.01,
             include_listening: bool = False) -> Iterator[dict]
         Samples for ``duration`` seconds, one system-wide snapshot about every ``interval`` (jittered +/-25 %),
         plus the kernel's socket events on Linux as root, yielding each record as soon as it is final; set

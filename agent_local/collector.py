@@ -37,7 +37,7 @@ def collect(duration: float = 60.0, interval: float = 1.0, host: str | None = No
             on_tick: OnTick | None = None, stop: threading.Event | None = None, *,
             listeners: bool = True, events: bool = True, max_hash_bytes: int = DEFAULT_MAX_HASH_BYTES,
             host_id: str | None = None, backend: str | None = None, dns_ports: tuple[int, ...] = (53,),
-            event_poll: float = 0.02, include_listening: bool = False) -> Iterator[dict[str, Any]]:
+            event_poll: float = 0.01, include_listening: bool = False) -> Iterator[dict[str, Any]]:
     """Sample the host's sockets about every ``interval`` seconds for ``duration`` seconds; yield finished records.
 
     Records are dicts with ``kind`` "connection", "listener", "dns" or "health" (see agent_local/__init__.py). A
@@ -73,6 +73,8 @@ def collect(duration: float = 60.0, interval: float = 1.0, host: str | None = No
             if reason is not None:
                 ledger.note("socket_events", 0, f"Polling only, every {interval:g} s: {reason}; connections "
                                                 "that open and close between two ticks were not seen.")
+            else:
+                sampler.linger = 1
         if capture is not None:
             reason = capture.start()
             if reason is not None:

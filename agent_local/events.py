@@ -11,10 +11,12 @@ Why these sources (measured on this machine, see bench/collect/README.md):
   dump are looked up in /proc/<pid>/fd (the fd pass remembers each process's fds, so a quiet host costs one
   listdir per process). This is what credits a connection to its pid (attribution ``inode``) and dates its start
   to within one dump. A dump walks the kernel's whole TCP hash table (262,144 buckets here: 2.2 ms of kernel time
-  per dump of both families, even with no socket in it), so it runs every ``idle_poll`` (250 ms) and every
-  ``poll`` (20 ms, jittered, per address family) only for ``burst`` seconds after a connection ended that no dump
-  had seen: short-lived connections (a beacon) make it fast, a quiet host keeps it cheap. A network namespace made
-  with its own hash (sysctl net.ipv4.tcp_child_ehash_entries=1024 before ``ip netns add``) dumps in 0.14 ms.
+  per dump of both families, even with no socket in it), so it runs every ``idle_poll`` (250 ms), and every
+  ``poll`` (10 ms, jittered, per address family) only for ``burst`` seconds after a connection ended that no dump
+  had seen and history could not name: a beacon of 5 ms connections is caught alive about one time in four, and
+  one catch lets history name the rest; a quiet host, or churn history already explains, keeps it cheap. A network
+  namespace made with its own hash (sysctl net.ipv4.tcp_child_ehash_entries=1024 before ``ip netns add``) dumps in
+  0.14 ms.
 - **the process connector** (NETLINK_CONNECTOR, CN_IDX_PROC) for exec and exit: a process's exe and command line
   are read the moment it execs, so one that connects and exits before any dump is still known (``exec-cache``).
 - Audit (connect() syscall records, as osquery's socket_events) would name the pid of every connect exactly, but
@@ -100,7 +102,7 @@ class _Exec:
 class EventWatcher:
     """Runs the event thread; ``drain`` hands over ended connections, ``finish`` stops it and hands the rest."""
 
-    def __init__(self, hasher: ExeHasher, *, poll: float = 0.02, idle_poll: float = 0.25, burst: float = 10.0,
+    def __init__(self, hasher: ExeHasher, *, poll: float = 0.01, idle_poll: float = 0.25, burst: float = 10.0,
                  hold: float = 30.0, proc_root: str = procfs.PROC, facts: LinuxFacts | None = None) -> None:
         self.poll = poll
         self.idle_poll = max(idle_poll, poll)
@@ -185,7 +187,7 @@ class EventWatcher:
                     if now >= at:
                         self._dump(family)
                         step = self.poll if now < self._fast_until[family] else self.idle_poll
-                        # Jittered like the ticks: a fixed 20 ms step phase-locks with a 1 s beacon and then misses
+                        # Jittered like the ticks: a fixed 10 ms step phase-locks with a 1 s beacon and then misses
                         # every one of its 5 ms connections.
                         next_dump[family] = max(at + step * random.uniform(0.5, 1.5), time.monotonic())
                     elif now < self._fast_until[family] and at > now + self.poll:
@@ -228,8 +230,10 @@ class EventWatcher:
             first = min(first, alive.first_seen)
             facts, stdio, uid, inode = alive.facts, alive.stdio, alive.uid, alive.inode
             how = INODE if facts is not None else UID
-        else:
-            self._fast_until[sock.family] = time.monotonic() + self.burst  # short connections about: dump often
+        elif self._history.get((sock.local_ip, sock.remote_ip, sock.remote_port)) is None:
+            # A short connection no dump saw and history cannot name: dump often until one is caught alive (a
+            # beacon needs one catch, history names the rest). Named ones cost no fast dumps.
+            self._fast_until[sock.family] = time.monotonic() + self.burst
         row = SocketRow("tcp", sock.local_ip, sock.local_port, sock.remote_ip, sock.remote_port, sock.family,
                         sock.state, inode, uid)
         ended = Ended(Observation(row, facts, None if facts is not None else CLOSED, stdio, how, "event"), first, now)

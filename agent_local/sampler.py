@@ -41,6 +41,7 @@ class Sampler:
         self.host = host
         self.listeners = listeners  # write listener records (the listening sockets are read for direction anyway)
         self.listening = Listening()  # the latest tick's listening sockets
+        self.linger = 0  # ticks a vanished connection waits before it is written (1 with kernel events)
         self._live: dict[Key, list[Any]] = {}
         self._live_listeners: dict[ListenerKey, list[Any]] = {}
         # 5-tuple of every TCP connection seen with its process -> when it was found gone (inf while it is live).
@@ -83,7 +84,10 @@ class Sampler:
                 entry[_COUNT] += 1
                 entry[_OBS] = obs
                 entry[_TICK] = tick
-        records = self._finalise([key for key, entry in live.items() if entry[_TICK] != tick], seen)
+        # With kernel events a connection gone from this tick is written one tick later, so the event reporting its
+        # end (read between the ticks) can still set its last_seen to when it really ended.
+        last_seen_tick = tick - self.linger
+        records = self._finalise([key for key, entry in live.items() if entry[_TICK] < last_seen_tick], seen)
         if self.listeners:
             records.extend(self._observe_listeners(snap.listening, seen, tick))
         if tick % 30 == 0:
