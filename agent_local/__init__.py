@@ -30,8 +30,9 @@ Records are dicts with ``kind``:
   outbound; unknown for raw sockets. ``seen_by``: snapshot (a tick saw it alive) or event (only a kernel event
   did). ``attribution``: how the owner was found: pid (a tick's fd pass), inode (an event-time dump of held
   sockets and fd pass), history (the live process that held the same local ip -> remote ip:port around it),
-  exec-cache (the one process that exec'd before and exited just before its end), uid (a dump saw its uid but
-  not its process: attributed false), or None. ``stdio``: fd 0, 1 or 2 of some process is this socket (a reverse
+  listener (an inbound one: the process holding the listening socket it came in on), exec-cache (the one process
+  that exec'd before and exited just before its end), uid (a dump saw its uid but not its process: attributed
+  false), or None. ``stdio``: fd 0, 1 or 2 of some process is this socket (a reverse
   shell: the owner's own stdio, or a child's that inherited it, e.g. ``bash -i <&5 >&5``); false when the fds
   were read and it is not, None where they could not be (psutil backend, owner out of sight, most events). A
   ``pty.spawn`` reverse shell is recorded on the python that holds the socket (stdio true when it dup2()ed the

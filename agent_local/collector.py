@@ -75,6 +75,7 @@ def collect(duration: float = 60.0, interval: float = 1.0, host: str | None = No
                                                 "that open and close between two ticks were not seen.")
             else:
                 sampler.linger = 1
+                watcher.inbound = lambda row: sampler.listening.direction(row) == "inbound"
         if capture is not None:
             reason = capture.start()
             if reason is not None:
@@ -155,8 +156,8 @@ def _start_events(snapper: Snapshotter, poll: float) -> tuple[EventWatcher | Non
 
 
 def _event_records(watcher: EventWatcher, sampler: Sampler, *, final: bool = False) -> list[dict[str, Any]]:
-    ended = watcher.drain(lambda e: sampler.claim_event(e.obs[0][:5], e.first_seen, e.last_seen),
-                          lambda row: sampler.listening.direction(row) == "inbound", final=final)
+    ended = watcher.drain(lambda e: sampler.claim_event(e.obs[0][:5], e.first_seen, e.last_seen), sampler.service,
+                          final=final)
     return sampler.event_records(ended, time.time()) if ended else []
 
 

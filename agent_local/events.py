@@ -27,9 +27,11 @@ A connection the dump did not catch alive is credited, in order, to: the live pr
 (local ip, remote ip, remote port) before or after it, if only one process ever did (``history``: a beacon's
 earlier or later connections), or the one process of this namespace that exec'd before it and exited just before
 its end while no other ownerless connection ended (``exec-cache``: a process that connects and exits); else it
-keeps no process (``uid`` when a dump saw its uid). Unresolved ones wait ``hold`` seconds for a later sighting
-before they are written. Start times: the dump that first saw it, or the end minus tcp_info's time since the last
-data or ack (a lower bound of the age); measured within 50 ms for 50 ms and 5 ms beacons (tests/live).
+keeps no process (``uid`` when a dump saw its uid). An inbound one (its local end is a listener's) is credited to
+the process holding that listening socket (``listener``; for a pre-forked server, the lowest pid holding it).
+Unresolved ones wait ``hold`` seconds for a later sighting before they are written. Start times: the dump that
+first saw it, or the end minus tcp_info's time since the last data or ack (a lower bound of the age); measured
+within 50 ms for 50 ms and 5 ms beacons (tests/live).
 """
 
 from __future__ import annotations
@@ -58,6 +60,9 @@ INODE = "inode"
 HISTORY = "history"
 EXEC_CACHE = "exec-cache"
 UID = "uid"
+LISTENER = "listener"
+# (is this socket the accepted end of a local service, the facts of who holds its listening socket)
+Service = Callable[[SocketRow], "tuple[bool, ProcessFacts | None]"]
 
 _PRUNE_EVERY_S = 2.0
 _EXEC_KEEP_S = 60.0  # an exited process stays in the exec cache this long
@@ -110,6 +115,9 @@ class EventWatcher:
         self.hold = hold
         # per family, time.monotonic() until which its dumps run every ``poll``: an IPv4 beacon costs no IPv6 dumps
         self._fast_until = {"ipv4": 0.0, "ipv6": 0.0}
+        # whether a socket is the accepted end of a local service (set by the collector from the ticks' listeners):
+        # those are credited to the service, so they need no fast dumps
+        self.inbound: Callable[[SocketRow], bool] = lambda _row: False
         self._dumped: dict[str, set[int]] = {"ipv4": set(), "ipv6": set()}  # inodes of each family's last dump
         self.proc_root = proc_root
         # Shared with the ticks' snapshotter when given: an exec seen here refreshes the facts the ticks use too
@@ -225,17 +233,18 @@ class EventWatcher:
         alive = self._alive.pop(t5, None)
         facts = stdio = None
         uid, inode, how = -1, 0, None
+        row = SocketRow("tcp", sock.local_ip, sock.local_port, sock.remote_ip, sock.remote_port, sock.family,
+                        sock.state, 0, -1)
         if alive is not None:
             self._inodes.pop(alive.inode, None)
             first = min(first, alive.first_seen)
             facts, stdio, uid, inode = alive.facts, alive.stdio, alive.uid, alive.inode
             how = INODE if facts is not None else UID
-        elif self._history.get((sock.local_ip, sock.remote_ip, sock.remote_port)) is None:
+            row = row._replace(inode=inode, uid=uid)
+        elif not self.inbound(row) and self._history.get((sock.local_ip, sock.remote_ip, sock.remote_port)) is None:
             # A short connection no dump saw and history cannot name: dump often until one is caught alive (a
             # beacon needs one catch, history names the rest). Named ones cost no fast dumps.
             self._fast_until[sock.family] = time.monotonic() + self.burst
-        row = SocketRow("tcp", sock.local_ip, sock.local_port, sock.remote_ip, sock.remote_port, sock.family,
-                        sock.state, inode, uid)
         ended = Ended(Observation(row, facts, None if facts is not None else CLOSED, stdio, how, "event"), first, now)
         with self._lock:
             self._ended.append(ended)
@@ -314,12 +323,13 @@ class EventWatcher:
 
     # -- the consumer's side ---------------------------------------------------------------------------------
 
-    def drain(self, claim: Callable[[Ended], bool], inbound: Callable[[SocketRow], bool] = lambda _row: False, *,
+    def drain(self, claim: Callable[[Ended], bool], service: Service = lambda _row: (False, None), *,
               final: bool = False) -> list[Ended]:
         """Connections to write now. ``claim(ended)`` is asked first for each new one: True when the ticks saw
         that connection themselves (then it is theirs and dropped here). Unattributed ones wait up to ``hold``
-        seconds (all of them when ``final``) for history to name their process. ``inbound(row)`` says whether a
-        socket is the accepted end of a local service (never credited to a client that exited)."""
+        seconds (all of them when ``final``) for history to name their process. ``service(row)`` says whether a
+        socket is the accepted end of a local service, and who holds that service's listening socket: an inbound
+        connection no dump caught is credited to it (``listener``), never to a client that exited."""
         with self._lock:
             new, self._ended = self._ended, []
         ready: list[Ended] = []
@@ -328,6 +338,12 @@ class EventWatcher:
                 continue
             if ended.obs[1] is not None:
                 ready.append(ended)
+                continue
+            inbound, owner = service(ended.obs[0])
+            if inbound:
+                obs = ended.obs
+                ready.append(ended if owner is None else Ended(
+                    Observation(obs[0], owner, None, None, LISTENER, "event"), ended.first_seen, ended.last_seen))
             else:
                 self._pending.append(ended)
                 self._unowned_ends.append((ended.last_seen, ended.obs[0][:5]))
@@ -342,7 +358,7 @@ class EventWatcher:
             expired = final or now - ended.last_seen >= self.hold
             # History is asked on every drain (a later sighting of the same process may name it); the exec cache
             # only once history has had its time, since a coincidental exit is the weaker evidence.
-            resolved = self._attribute(ended, inbound if expired else None)
+            resolved = self._attribute(ended, exec_cache=expired)
             if resolved is not None or expired:
                 ready.append(resolved or ended)
             else:
@@ -354,14 +370,14 @@ class EventWatcher:
             self.counts[ended.obs[4] or "none"] += 1
         return ready
 
-    def _attribute(self, ended: Ended, inbound: Callable[[SocketRow], bool] | None) -> Ended | None:
-        """The ended connection credited by history or (when ``inbound`` is given) the exec cache, or None."""
+    def _attribute(self, ended: Ended, *, exec_cache: bool) -> Ended | None:
+        """The (outbound) ended connection credited by history or, if asked, the exec cache, or None."""
         sock = ended.obs[0]
         facts = self._history.get((sock.local_ip, sock.remote_ip, sock.remote_port))
         how = HISTORY
         if facts is not None and not self._lived_through(facts, ended):
             facts = None
-        if facts is None and inbound is not None and not inbound(sock):
+        if facts is None and exec_cache:
             how = EXEC_CACHE
             facts = self._exited_with(ended)
         if facts is None:
@@ -416,7 +432,8 @@ class EventWatcher:
     def health_message(self) -> tuple[int, str]:
         """(count, message) for the socket_events health record."""
         total = sum(v for k, v in self.counts.items() if k != "lost")
-        by = ", ".join(f"{self.counts[k]} by {k}" for k in (INODE, HISTORY, EXEC_CACHE, UID) if self.counts[k])
+        by = ", ".join(f"{self.counts[k]} by {k}" for k in (INODE, HISTORY, LISTENER, EXEC_CACHE, UID)
+                       if self.counts[k])
         parts = [f"Kernel socket events on (sock_diag destroy notifications, a dump of held sockets every "
                  f"{self.idle_poll * 1000:.0f} ms, {self.poll * 1000:.0f} ms while short connections come and go, "
                  f"the process connector): {total} TCP connections seen only by events"

@@ -11,7 +11,9 @@ from collections import Counter
 from typing import Any
 
 from agent_local.direction import Listening
+from agent_local.enrich import ProcessFacts
 from agent_local.hostinfo import HostInfo
+from agent_local.netfiles import SocketRow
 from agent_local.records import connection_records, listener_records
 from agent_local.snapshot import Observation, Snapshot
 
@@ -41,6 +43,8 @@ class Sampler:
         self.host = host
         self.listeners = listeners  # write listener records (the listening sockets are read for direction anyway)
         self.listening = Listening()  # the latest tick's listening sockets
+        # (protocol, local ip or "*", port) -> facts of the process holding that listening socket, latest tick
+        self.services: dict[tuple[str, str, int], ProcessFacts] = {}
         self.linger = 0  # ticks a vanished connection waits before it is written (1 with kernel events)
         self._live: dict[Key, list[Any]] = {}
         self._live_listeners: dict[ListenerKey, list[Any]] = {}
@@ -61,6 +65,8 @@ class Sampler:
         live = self._live
         attributed = self._attributed
         listening = self.listening = Listening(obs[0] for obs in snap.listening)
+        self.services = {(o[0][0], "*" if o[0][1] in ("0.0.0.0", "::") else o[0][1], o[0][2]): o[1]
+                         for o in snap.listening if o[1] is not None}
         direction = listening.direction
         for obs in snap.observations:
             row, facts = obs[0], obs[1]
@@ -131,6 +137,14 @@ class Sampler:
         self._attributed[t5] = last_seen
         self._live.pop(t5 + (None,), None)  # its ownerless TIME_WAIT a tick already caught is this connection
         return False
+
+    def service(self, row: SocketRow) -> tuple[bool, ProcessFacts | None]:
+        """Whether a connection is inbound, and the process holding the listening socket it came in on."""
+        if self.listening.direction(row) != "inbound":
+            return False, None
+        services = self.services
+        owner = services.get((row[0], row[1], row[2])) or services.get((row[0], "*", row[2]))
+        return True, owner
 
     def event_records(self, ended: list[Any], now: float) -> list[dict[str, Any]]:
         """Records of connections only kernel events saw (events.Ended), direction from this tick's listeners."""

@@ -64,6 +64,11 @@ def test_short_connections_between_ticks_are_recorded_once_with_their_process(ch
     assert {r["seen_by"] for r in credited} <= {"event", "snapshot"}
     assert all(r["attribution"] in ("pid", "inode", "history") for r in credited)
     assert all(r["direction"] == "outbound" for r in mine)
+    # The accepted ends, in this process: inbound, and credited to the holder of the listening socket at worst.
+    served = [r for r in records if r["kind"] == "connection" and r["local_port"] == lst.port]
+    assert len(served) == count
+    assert {(r["pid"], r["direction"]) for r in served} == {(os.getpid(), "inbound")}
+    assert {r["attribution"] for r in served} <= {"pid", "inode", "listener"}
     [health] = [r for r in records if r["kind"] == "health" and r["check"] == "socket_events"]
     assert health["message"].startswith("Kernel socket events on")
 
