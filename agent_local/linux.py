@@ -49,13 +49,10 @@ class ProcfsSnapshotter:
         udp_all, missing_udp = self._udp.parse(raw["udp"])
         every.extend(udp_all)
         missing.extend(missing_udp)
-        rows: list[SocketRow] = []
-        listening: list[SocketRow] = []
-        for row in every:
-            if row[4] or row[0] == "raw":  # a remote peer (raw sockets have none, and count anyway)
-                rows.append(row)
-            elif is_listening(row):
-                listening.append(row)
+        # Comprehensions, not one loop with appends: at 20,000 sockets this split is on the hot path. A remote peer
+        # makes a connection (raw sockets have none, and count anyway); of the rest, LISTEN and bound UDP listen.
+        rows = [row for row in every if row[4] or row[0] == "raw"]
+        listening = [row for row in every if not row[4] and row[0] != "raw" and is_listening(row)]
 
         alive = {row[7] for row in every}  # inodes
         self.owners.confirm(scan, alive)

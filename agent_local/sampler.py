@@ -24,6 +24,7 @@ _REMEMBER_ATTRIBUTED_S = 120.0
 Key = tuple[str, str, int, str, int, "int | None"]
 Tuple5 = tuple[str, str, int, str, int]
 _LIVE = float("inf")
+_OUTBOUND = "outbound"
 # How late a kernel event's notice may reach the sampler after the connection ended (the event thread's wakeup).
 _EVENT_DELAY_S = 0.5
 
@@ -68,6 +69,7 @@ class Sampler:
         self.services = {(o[0][0], "*" if o[0][1] in ("0.0.0.0", "::") else o[0][1], o[0][2]): o[1]
                          for o in snap.listening if o[1] is not None}
         direction = listening.direction
+        ports = listening.ports
         for obs in snap.observations:
             row, facts = obs[0], obs[1]
             t5 = row[:5]  # SocketRow starts with its 5-tuple
@@ -79,7 +81,10 @@ class Sampler:
                 key = t5 + (facts.pid,)
             entry = live.get(key)
             if entry is None:
-                live[key] = [seen, seen, 1, obs, tick, direction(row)]
+                # The common case inline (a TCP connection from an ephemeral port no listener has): outbound.
+                way = (_OUTBOUND if row[0] == "tcp" and ("tcp", row[2]) not in ports and row[6] != "SYN_RECV"
+                       else direction(row))
+                live[key] = [seen, seen, 1, obs, tick, way]
                 # Only a TCP 5-tuple names one connection; raw sockets (no ports) and UDP (SO_REUSEPORT) can share
                 # theirs with a different socket whose owner is hidden, which must not be folded away.
                 if facts is not None and t5[0] == "tcp":
