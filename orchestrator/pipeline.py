@@ -89,8 +89,8 @@ def _load_set_wise(path: Path, store: Store, stats: IngestStats) -> str | None:
     if fmt is None:
         return None
     counts = bulk.load(path, store, fmt)
-    if counts is None:
-        return None
+    if counts is None or (fmt == "jsonl" and not any(counts.values())):
+        return None  # the row reader judges it (and names an empty file)
     if fmt != "jsonl" and not any(counts.values()):
         raise InputError(f"{path}: no connhunt rows in this {fmt} file")
     for kind, n in counts.items():
