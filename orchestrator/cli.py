@@ -192,7 +192,7 @@ def triage(
     duration: Annotated[float, typer.Option(help="Seconds to sample connections.")] = 60.0,
     interval: Annotated[float, typer.Option(help="Seconds between samples.")] = 1.0,
     fmt: FormatOpt = Format.text,
-    min_risk: MinRiskOpt = Risk.medium,
+    min_risk: MinRiskOpt = Risk.Medium,
     fail_on: FailOnOpt = None,
     config: ConfigOpt = None,
     output: OutputOpt = None,
@@ -306,7 +306,7 @@ SkipBadOpt = Annotated[bool, typer.Option("--skip-bad", help="Skip malformed lin
 def score_files(
     files: FilesArg,
     fmt: FormatOpt = Format.text,
-    min_risk: MinRiskOpt = Risk.medium,
+    min_risk: MinRiskOpt = Risk.Medium,
     fail_on: FailOnOpt = None,
     config: ConfigOpt = None,
     output: OutputOpt = None,

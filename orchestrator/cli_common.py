@@ -19,7 +19,6 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
 from typing import IO, Annotated, Any, TypeVar
 
@@ -29,7 +28,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from orchestrator.errors import ConnhuntError, ExitCode, InputError
-from orchestrator.model import HuntReport, risk_rank
+from orchestrator.model import HuntReport, Risk, risk_rank
 from orchestrator.reports import Format, at_least, render
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -41,21 +40,12 @@ err = Console(stderr=True, soft_wrap=True, highlight=False)
 _errors = Console(stderr=True, soft_wrap=True, highlight=False, markup=False, emoji=False)
 
 
-class Risk(str, Enum):
-    low = "low"
-    medium = "medium"
-    high = "high"
-    critical = "critical"
-
-    @property
-    def label(self) -> str:
-        return self.value.capitalize()
-
-
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Report format.")]
-MinRiskOpt = Annotated[Risk, typer.Option("--min-risk", help="Show findings at this risk level or above "
-                                                             "(in every format).")]
-FailOnOpt = Annotated[Risk | None, typer.Option("--fail-on", help="Exit 1 when a finding reaches this level.")]
+# One spelling of a risk everywhere (model.Risk); the CLI takes it in any case (--min-risk high).
+MinRiskOpt = Annotated[Risk, typer.Option("--min-risk", case_sensitive=False,
+                                          help="Show findings at this risk level or above (in every format).")]
+FailOnOpt = Annotated[Risk | None, typer.Option("--fail-on", case_sensitive=False,
+                                                help="Exit 1 when a finding reaches this level.")]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config: internal networks, "
                                                                              "resolvers, allowlists.")]
 IntelOpt = Annotated[list[Path] | None, typer.Option("--intel", help="Threat-intel file (STIX 2.1 bundle, MISP event "
@@ -246,7 +236,7 @@ def write_report(report: HuntReport, fmt: Format, min_risk: Risk, fail_on: Risk 
                  output: Path | None = None) -> ExitCode:
     """Write the report (findings at --min-risk or above, whatever the format) to ``output`` or stdout; return
     the exit code the findings call for."""
-    text = render(at_least(report, min_risk.label), fmt)
+    text = render(at_least(report, min_risk.value), fmt)
     if output is None or str(output) == "-":
         sys.stdout.write(text)
         sys.stdout.flush()
@@ -254,7 +244,7 @@ def write_report(report: HuntReport, fmt: Format, min_risk: Risk, fail_on: Risk 
         with open_for_writing(output, "report") as handle:
             handle.write(text)
         note(f"report written to {output}")
-    if fail_on and any(risk_rank(f.risk) >= risk_rank(fail_on.label) for f in report.findings):
+    if fail_on and any(risk_rank(f.risk) >= risk_rank(fail_on.value) for f in report.findings):
         return ExitCode.FINDINGS
     return ExitCode.OK
 
@@ -262,7 +252,7 @@ def write_report(report: HuntReport, fmt: Format, min_risk: Risk, fail_on: Risk 
 def built_risk(min_risk: Risk, fail_on: Risk | None) -> str:
     """The lowest risk whose findings must be built: what is shown, and what --fail-on looks for."""
     wanted = [min_risk] + ([fail_on] if fail_on else [])
-    return min((r.label for r in wanted), key=risk_rank)
+    return min((r.value for r in wanted), key=risk_rank)
 
 
 def finish(report: HuntReport, fmt: Format, min_risk: Risk, fail_on: Risk | None,

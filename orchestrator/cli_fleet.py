@@ -195,7 +195,7 @@ def register(app: typer.Typer) -> None:
             "--watch", help="Also watch the clients' connections for this long (90s, 5m) within the hunt itself "
                             "(Custom.Connhunt.MonitorWindow): beacon timing without a standing monitor.")] = None,
         fmt: FormatOpt = Format.text,
-        min_risk: MinRiskOpt = Risk.medium,
+        min_risk: MinRiskOpt = Risk.Medium,
         fail_on: FailOnOpt = None,
         config: ConfigOpt = None,
         intel: IntelOpt = None,
@@ -253,7 +253,7 @@ def register(app: typer.Typer) -> None:
                 report = analyse(store, cfg, sources=(f"velociraptor:{result.hunt_id}",), notes=notes,
                                  min_risk=built_risk(min_risk, fail_on))
                 if label_findings:
-                    hosts = {f.host for f in report.findings if risk_rank(f.risk) >= risk_rank(min_risk.label)}
+                    hosts = {f.host for f in report.findings if risk_rank(f.risk) >= risk_rank(min_risk.value)}
                     labelled = fleet_hunt.label_findings(client, store, hosts)
                     if labelled:
                         _note(quiet, f"labelled {len(labelled)} client(s) {FINDING_LABEL}: {', '.join(labelled)}")

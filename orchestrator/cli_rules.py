@@ -53,7 +53,7 @@ def rules(
     report: Annotated[Path | None, typer.Argument(help="A connhunt JSON report (connhunt score ... --format json).",
                                                   show_default=False)] = None,
     target: TargetOpt = Target.sigma,
-    min_risk: MinRiskOpt = Risk.medium,
+    min_risk: MinRiskOpt = Risk.Medium,
     pack: Annotated[Scenario | None, typer.Option("--pack", help="Instead of a report: the hunt pack for a "
                                                                   "scenario (rules, plus connhunt's VQL and "
                                                                   "osquery SQL).")] = None,
@@ -75,9 +75,9 @@ def rules(
         return
     if report is None:
         raise typer.BadParameter("give a REPORT (connhunt score ... --format json), or --pack SCENARIO")
-    findings = [f for f in load_findings(report) if risk_rank(f.risk) >= risk_rank(min_risk.label)]
+    findings = [f for f in load_findings(report) if risk_rank(f.risk) >= risk_rank(min_risk.value)]
     if not findings:
-        err.print(f"{report}: no findings at {min_risk.label} or above", highlight=False)
+        err.print(f"{report}: no findings at {min_risk.value} or above", highlight=False)
     groups = [[rule] for rule in generator.rules_for_all(findings)]
     _emit(_render(groups, target), output)
 
