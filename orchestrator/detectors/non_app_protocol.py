@@ -36,7 +36,7 @@ class NonAppProtocol(Detector):
             WITH raw AS (
                 SELECT p.*, try_cast(p.raw_state[7:] AS INTEGER) AS number
                 FROM pairs p WHERE p.protocol = 'raw' AND p.name NOT IN (SELECT name FROM raw_tools))
-            SELECT r.host, r.process_identity, r.destination, r.remote_ip, 'raw_socket' AS reason,
+            SELECT r.host, r.process_identity, r.destination, r.remote_ip, r.remote_port, 'raw_socket' AS reason,
                    CASE WHEN r.number IS NULL OR r.number IN (1, 58) THEN 5.0 ELSE 6.0 END AS weight,
                    MAP {'proto': CASE WHEN r.number IS NULL THEN 'an IP protocol'
                                       ELSE coalesce(i.label, 'IP protocol ' || r.number) END,

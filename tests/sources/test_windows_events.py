@@ -103,7 +103,7 @@ def test_score_finds_the_beacon_with_its_process_facts() -> None:
             HOST, [7312], "C:\\Users\\Public\\beacon.exe -c 203.0.113.77",
             "cmd.exe C:\\Windows\\System32\\cmd.exe (ppid 6100)")
     assert "remote endpoint: 198.51.100.99:4444 over tcp state BLOCKED" in found[("198.51.100.99", 4444)]["evidence"]
-    assert document["hunt"]["rows"] == {"connections": 5, "dns": 1}
+    assert document["hunt"]["rows"] == {"connections": 5, "listeners": 1, "dns": 1}
     assert {"host": HOST, "source": "winlogbeat", "check": "wfp_device_path", "count": 1,
             "message": "WFP application paths kept as \\device\\harddiskvolumeN\\... (no Sysmon event for the same "
                        "process named its drive letter)"} in document["health"]
@@ -114,7 +114,7 @@ def test_forced_format_on_the_command_line(tmp_path: Path) -> None:
     shutil.copy(WINDOWS / "splunk_export.csv", path)
     document = score_json(path, extra=("--input-format", "splunk-csv"))
     assert document["hunt"]["sources"] == [f"splunk:{path}"]
-    assert document["hunt"]["rows"] == {"connections": 5, "dns": 1}
+    assert document["hunt"]["rows"] == {"connections": 5, "listeners": 1, "dns": 1}
 
 
 def test_a_volume_map_names_the_drive_no_sysmon_event_does() -> None:
@@ -197,7 +197,7 @@ def test_bad_csv_row_names_its_line(tmp_path: Path) -> None:
     assert "3 fields where the header has 8" in error
     result = run_connhunt("score", str(path), "--skip-bad", "--format", "json")
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["hunt"]["rows"] == {"connections": 5, "dns": 1}
+    assert json.loads(result.stdout)["hunt"]["rows"] == {"connections": 5, "listeners": 1, "dns": 1}
 
 
 @pytest.mark.parametrize(("hashes", "sha256"), [
@@ -226,7 +226,7 @@ def test_sysmon_and_security_logs_as_two_files_count_a_connection_once(tmp_path:
     security_log.write_text("".join(line + "\n" for line in security))
     document = score_json(sysmon_log, security_log, extra=("--min-risk", "low"))
     # 2 Sysmon + 4 WFP connections, of which the beacon's 5156 is the Sysmon 3 row's twin
-    assert document["hunt"]["rows"] == {"connections": 5, "dns": 1}
+    assert document["hunt"]["rows"] == {"connections": 5, "listeners": 1, "dns": 1}
     assert {"host": HOST, "source": "wfp", "check": "wfp_seen_by_sysmon", "count": 1,
             "message": "WFP connection events also logged by Sysmon Event ID 3 (counted once, as the Sysmon row)"
             } in document["health"]
