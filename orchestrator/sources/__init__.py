@@ -7,6 +7,7 @@ value (an osquery results-log line, the array `osqueryi --json` prints, a Window
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -14,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import InputError
-from orchestrator.sources.base import Record
+from orchestrator.sources import elastic, falcon, fleet, mde, zeek
+from orchestrator.sources.base import Record, json_array_items
 from orchestrator.sources.jsonl import read_jsonl
 from orchestrator.sources.osquery import is_osquery_log, read_osquery_log, read_osqueryi_json
 from orchestrator.sources.sysmon import EVTX_MAGIC, is_sysmon_json, read_evtx, read_sysmon_json
@@ -57,6 +59,9 @@ def sniff(path: Path) -> tuple[str, Reader]:
     if magic == EVTX_MAGIC:
         return "sysmon", read_evtx
     text = first_line.lstrip(b"\xef\xbb\xbf \t\r\n")
+    edr = sniff_edr(path, text)
+    if edr is not None:
+        return edr
     if text.startswith(b"["):
         return "osquery", read_osqueryi_json
     first = _json(text)
@@ -75,3 +80,60 @@ def _json(line: bytes) -> Any:
         return json.loads(line)
     except (ValueError, UnicodeDecodeError):
         return None
+
+
+# --- readers-edr: EDR/SIEM exports and network logs (Defender, Falcon, Elastic, Zeek, Fleet), sniffed by content.
+# A local block so it merges with the registry of formats; each name is also an --input-format value.
+EDR_READERS: dict[str, Reader] = {
+    mde.NAME: mde.read_mde, falcon.NAME: falcon.read_falcon, elastic.NAME: elastic.read_elastic,
+    zeek.NAME: zeek.read_zeek, fleet.NAME: fleet.read_fleet,
+}
+_EDR_JSON_SNIFFS: tuple[tuple[str, Callable[[Any], bool]], ...] = (
+    (zeek.NAME, zeek.sniff), (fleet.NAME, fleet.sniff), (falcon.NAME, falcon.sniff), (mde.NAME, mde.sniff),
+    (elastic.NAME, elastic.sniff),
+)
+_EDR_CSV_SNIFFS = ((mde.NAME, mde.sniff_csv_header), (falcon.NAME, falcon.sniff_csv_header))
+_RECORD_KEYS = ('"_source"', '"Results"', '"results"', '"records"', '"resources"')
+_EDR_SNIFF_BYTES = 1 << 20  # a pretty-printed API response shows its first record within this
+
+
+def sniff_edr(path: Path, first_line: bytes) -> tuple[str, Reader] | None:
+    """(name, reader) when the file is one of the EDR/SIEM/network formats, by its first line or first record."""
+    if zeek.sniff_tsv(first_line):
+        return zeek.NAME, zeek.read_zeek
+    first = _json(first_line)
+    if first is None and first_line.startswith((b"{", b"[")):
+        first = _first_record(path)
+    if first is not None:
+        for name, predicate in _EDR_JSON_SNIFFS:
+            if predicate(first):
+                return name, EDR_READERS[name]
+        return None
+    header = first_line.decode("utf-8", errors="replace")
+    for name, predicate in _EDR_CSV_SNIFFS:
+        if predicate(header):
+            return name, EDR_READERS[name]
+    return None
+
+
+def _first_record(path: Path) -> Any:
+    """The first record of a JSON array or a pretty-printed document, decoded from the file's first bytes."""
+    with path.open("rb") as handle:
+        head = handle.read(_EDR_SNIFF_BYTES)
+    text = head.decode("utf-8", errors="replace").lstrip("\ufeff \t\r\n")
+    if text.startswith("["):
+        try:
+            return next((item for _, item in json_array_items(io.BytesIO(head))), None)
+        except ValueError:
+            return None
+    # A document cut at the sniff limit: decode the first record after the earliest key that holds records.
+    found = [(text.find(marker), marker) for marker in _RECORD_KEYS]
+    at, marker = min(((at, marker) for at, marker in found if at >= 0), default=(-1, ""))
+    start = text.find("{", at) if at >= 0 else -1
+    if start < 0:
+        return None
+    try:
+        record, _ = json.JSONDecoder().raw_decode(text[start:])
+    except ValueError:
+        return None
+    return {"hits": {"hits": [{"_source": record}]}} if marker == '"_source"' else record
