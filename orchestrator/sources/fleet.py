@@ -103,7 +103,7 @@ def _convert(item: Any, health: Health, written: float | None) -> Iterable[Recor
         if not isinstance(row, Mapping):
             raise SchemaError(f"a row must be a JSON object, got {type(row).__name__}")
         columns = {k: v for k, v in row.items() if k not in _HOST_COLUMNS}
-        record = result_row(columns, host, written, {}, query, health)
+        record = result_row(columns, host, written, {}, query, health, SOURCE)
         if record is not None:
             records.append(record)
     return records

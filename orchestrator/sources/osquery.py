@@ -164,7 +164,7 @@ def _rows(value: Any, what: str) -> list[Any]:
 
 
 def result_row(row: Any, host: str, collected_at: Any, decorations: Mapping[str, Any], query: str,
-            health: Health) -> Record | None:
+               health: Health, source: str = SOURCE) -> Record | None:
     """One schema record from one result row, or None (counted in ``health``) when the row is not one connhunt uses."""
     if not isinstance(row, Mapping):
         raise SchemaError(f"a row must be a JSON object, got {type(row).__name__}")
@@ -172,7 +172,7 @@ def result_row(row: Any, host: str, collected_at: Any, decorations: Mapping[str,
     row = blank_to_none(dict(row))
     row.pop("host", None)  # the log line's hostIdentifier names the host, whatever the query selected
     defaults = {"host": host, "host_id": decorations.get("host_uuid") or host, "collected_at": collected_at,
-                "source": SOURCE}
+                "source": source}
     if "query" in row and "remote_ip" not in row and not osquery_columns:
         return "dns", normalise_dns(_dns_columns(row, defaults))
     if row.get("action") in SOCKET_ACTIONS and osquery_columns:
