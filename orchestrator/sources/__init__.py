@@ -78,7 +78,7 @@ def sniff(path: Path) -> tuple[str, Reader]:
 def _json(line: bytes) -> Any:
     try:
         return json.loads(line)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None
 
 
@@ -134,6 +134,6 @@ def _first_record(path: Path) -> Any:
         return None
     try:
         record, _ = json.JSONDecoder().raw_decode(text[start:])
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     return {"hits": {"hits": [{"_source": record}]}} if marker == '"_source"' else record

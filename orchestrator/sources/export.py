@@ -89,7 +89,7 @@ def _json_items(path: Path, unwrap: Unwrap) -> Iterator[tuple[str, Any, str | No
         try:
             json.loads(first)
             one_per_line = True
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             one_per_line = False
         handle.seek(0)
         if one_per_line:

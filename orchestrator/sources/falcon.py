@@ -70,11 +70,10 @@ class ProcessTable:
         aid, target = event.get("aid"), event.get("TargetProcessId")
         if not aid or not target:
             return
-        image = event.get("ImageFileName")
-        self._pending.append((str(aid), str(target), _scalar(event.get("RawProcessId")), _scalar(image),
-                              _scalar(event.get("CommandLine")), _scalar(event.get("ParentProcessId")),
-                              _scalar(event.get("ParentBaseFileName")), _scalar(event.get("SHA256HashData")),
-                              _scalar(event.get("UserName")),
+        self._pending.append((str(aid), str(target), _scalar(event.get("RawProcessId")),
+                              _text(event.get("ImageFileName")), _text(event.get("CommandLine")),
+                              _scalar(event.get("ParentProcessId")), _text(event.get("ParentBaseFileName")),
+                              _text(event.get("SHA256HashData")), _text(event.get("UserName")),
                               _scalar(event.get("ProcessStartTime") or event.get("timestamp"))))
         if len(self._pending) >= _BATCH:
             self.flush()
@@ -97,10 +96,23 @@ class ProcessTable:
         self._dir.cleanup()
 
 
+def _name(event: Mapping[str, Any]) -> str | None:
+    name = event.get("event_simpleName")
+    return name if isinstance(name, str) else None
+
+
 def _scalar(value: Any) -> Any:
-    """A value SQLite can hold; a nested or odd value is kept as text (the schema check then rejects it)."""
-    if value is None or isinstance(value, (str, int, float)):
+    """A value SQLite can hold; anything else (a nested value, an integer past 64 bits) is kept as text, which the
+    schema check then rejects where a number was due."""
+    if value is None or isinstance(value, (str, float)) or (type(value) is int and -(1 << 63) <= value < (1 << 63)):
         return value
+    return str(value)
+
+
+def _text(value: Any) -> str | None:
+    """A text fact of a process (image, command line...); a JSON object or list where text was due is dropped."""
+    if value is None or isinstance(value, (dict, list)):
+        return None
     return str(value)
 
 
@@ -109,7 +121,7 @@ def read_falcon(path: Path, *, skip_bad: bool = False, on_skip: OnSkip = None) -
     table = ProcessTable()
     try:
         for _, item, reason in export_items(path, unwrap):  # pass 1: processes; bad items are reported in pass 2
-            if reason is None and isinstance(item, Mapping) and item.get("event_simpleName") in _PROCESS:
+            if reason is None and isinstance(item, Mapping) and _name(item) in _PROCESS:
                 table.add(item)
         table.flush()
 
@@ -126,9 +138,9 @@ def _convert(item: Any, health: Health, table: ProcessTable) -> Iterable[Record]
     if not isinstance(item, Mapping):
         raise SchemaError(f"expected an event object, got {type(item).__name__}")
     event = blank_to_none(dict(item))
-    name = event.get("event_simpleName")
+    name = _name(event)
     if not name:
-        raise SchemaError("no event_simpleName: not a Falcon event")
+        raise SchemaError("no event_simpleName (text): not a Falcon event")
     aid = event.get("aid")
     host = str(event.get("ComputerName") or aid or "")
     if not host:

@@ -89,8 +89,8 @@ def convert(item: Any, health: Health) -> Iterable[Record]:
         item = item["properties"]
     row = blank_to_none(dict(item))
     action = row.get("ActionType")
-    if not action:
-        raise SchemaError("no ActionType: not an advanced-hunting row")
+    if not action or not isinstance(action, str):
+        raise SchemaError("no ActionType (text): not an advanced-hunting row")
     host = row.get("DeviceName")
     if not host:
         raise SchemaError("no DeviceName: the row names no device")

@@ -175,7 +175,7 @@ def result_row(row: Any, host: str, collected_at: Any, decorations: Mapping[str,
                 "source": source}
     if "query" in row and "remote_ip" not in row and not osquery_columns:
         return "dns", normalise_dns(_dns_columns(row, defaults))
-    if row.get("action") in SOCKET_ACTIONS and osquery_columns:
+    if osquery_columns and str(row.get("action")) in SOCKET_ACTIONS:
         return _socket_event(row, defaults, health)
     if "remote_ip" in row:  # connhunt's pack: the schema's own column names
         record = {**defaults, **row}
