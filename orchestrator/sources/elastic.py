@@ -41,7 +41,10 @@ def sniff(first: Any) -> bool:
 def _first_doc(first: Any) -> Any:
     if isinstance(first, list):
         first = first[0] if first else None
-    items = unwrap(first) if isinstance(first, Mapping) else None
+    try:
+        items = unwrap(first)
+    except SchemaError:
+        return None
     return _source(items[0]) if items else _source(first)
 
 

@@ -60,8 +60,14 @@ def sniff_csv_header(header: str) -> bool:
 
 
 def _first_row(first: Any) -> Any:
-    items = unwrap(first) if isinstance(first, Mapping) else None
-    return items[0] if items else first
+    if isinstance(first, list):
+        first = first[0] if first else None
+    try:
+        items = unwrap(first)
+    except SchemaError:
+        return None
+    row = items[0] if items else first
+    return row["properties"] if isinstance(row, Mapping) and isinstance(row.get("properties"), Mapping) else row
 
 
 def unwrap(value: Any) -> list[Any] | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from tests.conftest import run_connhunt
@@ -68,3 +69,17 @@ def test_scored_end_to_end() -> None:
     report = score_json(EDR / "elastic_scroll.json")
     found = {(f["host"], f["process_identity"], f["remote_ip"], f["remote_port"]): f for f in report["findings"]}
     assert found[("web-3", "/tmp/.cache/x", "203.0.113.7", 31337)]["risk"] in ("High", "Critical")
+
+
+def test_same_documents_as_ndjson_hits_and_array(tmp_path: Path) -> None:
+    """One hit per line (elasticdump's form) and a JSON array of _source documents read as the scroll response."""
+    expected = read(EDR / "elastic_scroll.json")[1]
+    hits = json.loads((EDR / "elastic_scroll.json").read_text())["hits"]["hits"]
+    lines = tmp_path / "hits.ndjson"
+    lines.write_text("".join(json.dumps(hit) + "\n" for hit in hits))
+    array = tmp_path / "docs.json"
+    array.write_text(json.dumps([hit["_source"] for hit in hits]))
+    for path in (lines, array):
+        name, records = read(path)
+        assert name == "elastic"
+        assert records == expected

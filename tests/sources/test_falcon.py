@@ -98,3 +98,13 @@ def test_scored_end_to_end() -> None:
     found = {(f["host"], f["process_identity"], f["remote_ip"], f["remote_port"]): f for f in report["findings"]}
     miner = found[("LNX-DB-2", "/dev/shm/.k/kthreadd", "198.51.100.33", 3333)]
     assert miner["risk"] in ("High", "Critical"), miner
+
+
+def test_event_search_json_array(tmp_path: Path) -> None:
+    """Event Search's JSON export is one array of events: the same rows as the FDR lines."""
+    events = [json.loads(line) for line in (EDR / "falcon_fdr.ndjson").read_text().splitlines()]
+    array = tmp_path / "search.json"
+    array.write_text(json.dumps(events, indent=1))
+    name, records = read(array)
+    assert name == "falcon"
+    assert records == read(EDR / "falcon_fdr.ndjson")[1]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import json
 import shutil
 from pathlib import Path
 
@@ -100,3 +102,25 @@ def test_header_only_is_an_error(tmp_path: Path) -> None:
     empty.write_text(empty.read_text().splitlines()[0] + "\n")
     line = one_line_error(run_connhunt("score", str(empty)), str(empty))
     assert "no valid record" in line
+
+
+def _csv_rows() -> list[dict[str, str]]:
+    with (EDR / "mde_network.csv").open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_same_rows_from_json_array_and_streaming_api(tmp_path: Path) -> None:
+    """The JSON containers hold the same rows as the CSV: a JSON array of rows, and the streaming API's Event Hub
+    batches ({"records": [{"category": "AdvancedHunting-DeviceNetworkEvents", "properties": row}]}, one per line)."""
+    expected = read(EDR / "mde_network.csv")[1]
+    array = tmp_path / "rows.json"
+    array.write_text(json.dumps(_csv_rows(), indent=2))
+    stream = tmp_path / "eventhub.json"
+    batches = [{"records": [{"time": r["Timestamp"], "tenantId": "0c1d2e3f-0000-4000-8000-000000000001",
+                             "operationName": "Publish", "category": "AdvancedHunting-DeviceNetworkEvents",
+                             "properties": r} for r in part]} for part in (_csv_rows()[:3], _csv_rows()[3:])]
+    stream.write_text("".join(json.dumps(batch) + "\n" for batch in batches))
+    for path in (array, stream):
+        name, records = read(path)
+        assert name == "mde"
+        assert records == expected
