@@ -3,6 +3,8 @@
 ``read_any`` picks the reader for a path by its content, not its name, so `connhunt score` takes any supported
 file: a zip is a Velociraptor collection, "ElfFile\\0" an EVTX log, and a JSON file is told apart by its first
 value (an osquery results-log line, the array `osqueryi --json` prints, a Windows event, else connhunt JSONL).
+EDR/SIEM exports and network logs (Defender, Falcon, Elastic, Zeek, Fleet) are told by their first line or record
+(``sniff_edr``), CSV ones by their header row.
 """
 
 from __future__ import annotations

@@ -13,6 +13,10 @@ already aliases them to the schema's names; a hand-written query over ``process_
 ``processes``, ``users`` and ``hash`` keeps osquery's own (pid, family, protocol, local_address, remote_address,
 local_port, remote_port, state, name, path, cmdline, parent, start_time, username, sha256). osquery writes every
 value as a string (numbers too, unless ``--logger_numerics``), so each is converted here.
+
+Rows of ``socket_events`` (Linux, audit-based: one row per connect/bind/accept system call, with ``action``, pid,
+path, addresses, ports, ``success`` and ``time``) are events, not a snapshot: connect is an outbound connection,
+accept an inbound one (a client reaching a listener of this host), bind a listener row.
 """
 
 from __future__ import annotations
