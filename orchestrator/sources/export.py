@@ -85,12 +85,15 @@ def _array_items(path: Path, unwrap: Unwrap) -> Iterator[tuple[str, Any, str | N
 
 def _json_items(path: Path, unwrap: Unwrap) -> Iterator[tuple[str, Any, str | None]]:
     with open_input(path, "a JSON export") as handle:
-        first = handle.readline(1 << 20)
+        limit = 1 << 20
+        first = handle.readline(limit)
         try:
             json.loads(first)
             one_per_line = True
         except (ValueError, UnicodeDecodeError, RecursionError):
-            one_per_line = False
+            # a pretty-printed document starts with a short line ("{"); a first line cut at the limit is a long
+            # record of a line-per-record file, whose reader then says what is wrong with it
+            one_per_line = len(first) >= limit and not first.endswith(b"\n")
         handle.seek(0)
         if one_per_line:
             for number, value, reason in json_lines(handle):

@@ -83,3 +83,15 @@ def test_same_documents_as_ndjson_hits_and_array(tmp_path: Path) -> None:
         name, records = read(path)
         assert name == "elastic"
         assert records == expected
+
+
+def test_first_line_longer_than_a_mebibyte(tmp_path: Path) -> None:
+    """A 3 MiB command line in the first document: still one document per line, nothing cut."""
+    lines = (EDR / "elastic_kibana.ndjson").read_text().splitlines()
+    first = json.loads(lines[0])
+    first["process.command_line"] = "powershell.exe -enc " + "A" * (3 << 20)
+    path = tmp_path / "long.ndjson"
+    path.write_text(json.dumps(first) + "\n" + lines[1] + "\n")
+    name, records = read(path)
+    assert name == "elastic"
+    assert [row["command_line"] for row in rows(records, "connection")] == [first["process.command_line"], None]
