@@ -31,6 +31,9 @@ NAME = "falcon"  # --input-format
 _CONNECT = {"NetworkConnectIP4": "outbound", "NetworkConnectIP6": "outbound",
             "NetworkReceiveAcceptIP4": "inbound", "NetworkReceiveAcceptIP6": "inbound"}
 _LISTEN = {"NetworkListenIP4", "NetworkListenIP6"}
+# ConnectionDirection, when present, overrides what the event's name implies: 0 outbound, 1 inbound (2 is "none",
+# and anything else unknown, so the name decides).
+_DIRECTIONS = {"0": "outbound", "1": "inbound"}
 _PROCESS = {"ProcessRollup2", "SyntheticProcessRollup2"}
 _DNS = "DnsRequest"
 _PROCESS_COLUMNS = ("pid", "image", "command_line", "parent_id", "parent_name", "sha256", "username", "started")
@@ -172,7 +175,8 @@ def _convert(item: Any, health: Health, table: ProcessTable) -> Iterable[Record]
     if name in _LISTEN:
         return [("listener", normalise_listener(record))]
     record.update({"remote_ip": event.get("RemoteAddressIP6" if ipv6 else "RemoteAddressIP4"),
-                   "remote_port": event.get("RemotePort"), "direction": _CONNECT[name],
+                   "remote_port": event.get("RemotePort"),
+                   "direction": _DIRECTIONS.get(str(event.get("ConnectionDirection")), _CONNECT[name]),
                    # Falcon reports the connect()/accept() call, not whether the handshake completed
                    "state": "NONE"})
     return [("connection", normalise_connection(record))]

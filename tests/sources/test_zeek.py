@@ -93,3 +93,11 @@ def test_report_says_network_only() -> None:
             "message": NETWORK_ONLY} in report["health"]
     found = {(f["host"], f["remote_ip"], f["remote_port"]) for f in report["findings"]}
     assert ("10.0.5.5", "203.0.113.44", 4444) in found
+
+
+def test_no_valid_line_at_all_is_an_error_even_skipping(tmp_path: Path) -> None:
+    bad = tmp_path / "conn.log"
+    lines = (EDR / "zeek_conn.log").read_text().splitlines()
+    bad.write_text("\n".join(lines[:8] + [line.split("\t", 1)[1] for line in lines[8:14]] + lines[14:]) + "\n")
+    line = one_line_error(run_connhunt("score", str(bad), "--skip-bad"), str(bad))
+    assert line == f"connhunt: error: {bad}: no valid record (6 unreadable)"
