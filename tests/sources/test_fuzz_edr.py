@@ -66,13 +66,15 @@ def test_random_bytes(name: str, data: bytes, skip_bad: bool) -> None:
     check(READERS[name], data, skip_bad=skip_bad)
 
 
+def sniffed(path: Path, **kwargs: Any) -> Iterator[tuple[str, dict[str, Any]]]:
+    """read_any as a reader: the format chosen by content, as `connhunt score` does."""
+    return read_any(path, **kwargs)[1]
+
+
 @pytest.mark.timeout(300)
 @FUZZ
 @given(data=st.binary(max_size=2000))
 def test_random_bytes_sniffed(data: bytes) -> None:
-    def sniffed(path: Path, **kwargs: Any) -> Iterator[tuple[str, dict[str, Any]]]:
-        return read_any(path, **kwargs)[1]
-
     check(sniffed, data, skip_bad=True)
 
 
@@ -117,16 +119,27 @@ def test_wrongly_typed_field(name: str, fixture: str, where: list[int], new: Any
     check(READERS[name], "\n".join(json.dumps(v) for v in values).encode() + b"\n", skip_bad=skip_bad)
 
 
+DEEP_OBJECT = b'{"a":' * 100_000 + b"1" + b"}" * 100_000 + b"\n"
+
+
+@pytest.mark.xfail(strict=True, raises=RecursionError,
+                   reason="sniffed as connhunt JSONL, whose _parse_line (jsonl.py, not this task's file) does not "
+                          "catch RecursionError yet")
+def test_deep_object_sniffed_as_jsonl() -> None:
+    check(sniffed, DEEP_OBJECT, skip_bad=True)
+
+
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("name", sorted(READERS))
+@pytest.mark.parametrize("name", [*sorted(READERS), "sniffed"])
 def test_deeply_nested_and_huge(name: str) -> None:
     deep = b"[" * 200_000 + b"]" * 200_000
-    for data in (deep + b"\n", b'{"a":' * 100_000 + b"1" + b"}" * 100_000 + b"\n",
+    for data in (deep + b"\n", *([] if name == "sniffed" else [DEEP_OBJECT]),
                  b"{\n" + b'"hits": ' * 50_000 + b"\n",
                  json.dumps({"host": "h", "event_simpleName": "x" * (8 << 20), "rows": []}).encode() + b"\n",
                  b"Timestamp,DeviceName,ActionType,RemoteIP\n" + b"a," * 10 + b'"' + b"x" * (20 << 20) + b'"\n'):
-        check(READERS[name], data, skip_bad=True)
-        check(READERS[name], data, skip_bad=False)
+        reader = sniffed if name == "sniffed" else READERS[name]
+        check(reader, data, skip_bad=True)
+        check(reader, data, skip_bad=False)
 
 
 @pytest.mark.parametrize(("name", "fixture"), CASES)
