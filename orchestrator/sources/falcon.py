@@ -38,6 +38,7 @@ _PROCESS = {"ProcessRollup2", "SyntheticProcessRollup2"}
 _DNS = "DnsRequest"
 _PROCESS_COLUMNS = ("pid", "image", "command_line", "parent_id", "parent_name", "sha256", "username", "started")
 _BATCH = 5000
+_RECENT = 4096  # process lookups remembered between events
 
 
 def sniff(first: Any) -> bool:
@@ -67,6 +68,7 @@ class ProcessTable:
         self._db.execute("PRAGMA synchronous=OFF")
         self._db.execute(f"CREATE TABLE p (aid TEXT, id TEXT, {', '.join(_PROCESS_COLUMNS)}, PRIMARY KEY (aid, id))")
         self._pending: list[tuple[Any, ...]] = []
+        self._recent: dict[tuple[str, str], dict[str, Any] | None] = {}
         self.count = 0
 
     def add(self, event: Mapping[str, Any]) -> None:
@@ -90,9 +92,15 @@ class ProcessTable:
     def get(self, aid: Any, process_id: Any) -> dict[str, Any] | None:
         if not aid or not process_id:
             return None
+        key = (str(aid), str(process_id))
+        if key in self._recent:  # a process's events come close together: most lookups repeat a recent one
+            return self._recent[key]
         row = self._db.execute(f"SELECT {', '.join(_PROCESS_COLUMNS)} FROM p WHERE aid = ? AND id = ?",
-                               (str(aid), str(process_id))).fetchone()
-        return dict(zip(_PROCESS_COLUMNS, row)) if row else None
+                               key).fetchone()
+        if len(self._recent) >= _RECENT:
+            self._recent.clear()  # bounded: forget all at once rather than track an LRU order per lookup
+        self._recent[key] = dict(zip(_PROCESS_COLUMNS, row)) if row else None
+        return self._recent[key]
 
     def close(self) -> None:
         self._db.close()
