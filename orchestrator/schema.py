@@ -237,7 +237,10 @@ def parse_time(value: Any) -> datetime | None:
             if abs(seconds) > limit:
                 seconds /= divisor
                 break
-        return datetime.fromtimestamp(seconds, tz=timezone.utc)
+        try:
+            return datetime.fromtimestamp(seconds, tz=timezone.utc)
+        except (OverflowError, OSError, ValueError):  # out of datetime's range: a bad value, not a crash
+            raise SchemaError(f"time out of range: {value!r}") from None
     if isinstance(value, str):
         text = value.strip()
         if text.endswith("Z"):

@@ -4,10 +4,13 @@
 file; ``input_format`` forces one by name (``FORMATS``). Each format is one registry entry: a name, a predicate over
 the file's head (its first bytes, first line and first JSON value) and a reader. The first entry whose predicate
 holds wins; connhunt JSONL is the fallback, whose reader says what is wrong with a file that is nothing else.
+EDR/SIEM exports and network logs (Defender, Falcon, Elastic, Zeek, Fleet) are told by their first line or
+record (``sniff_edr``), CSV ones by their header row.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -17,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import InputError
-from orchestrator.sources.base import Record
+from orchestrator.sources import elastic, falcon, fleet, mde, zeek
+from orchestrator.sources.base import Record, json_array_items
 from orchestrator.sources.jsonl import read_jsonl
 from orchestrator.sources.nxlog import is_nxlog_json, read_nxlog
 from orchestrator.sources.osquery import is_osquery_log, read_osquery_log, read_osqueryi_json
@@ -40,14 +44,23 @@ class Head:
 
     magic: bytes
     line: bytes
+    path: Path | None = None
 
     @cached_property
     def json(self) -> Any:
         """The first line as JSON, or None when it is not (or is cut at the sniff limit)."""
         try:
             return json.loads(self.line)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             return None
+
+    @cached_property
+    def edr(self) -> str | None:
+        """The EDR/SIEM/network format this file is, by its first line or record (None: none of them)."""
+        if self.path is None:
+            return None
+        found = sniff_edr(self.path, self.line)
+        return found[0] if found else None
 
 
 @dataclass(frozen=True)
@@ -64,9 +77,15 @@ def _osquery_log(head: Head) -> bool:
     return is_osquery_log(head.json)
 
 
+# (name, reader) of the EDR formats, in the order their sniffs are tried (the readers are defined below)
+EDR_READERS_ORDER: tuple[tuple[str, Reader], ...] = (
+    (zeek.NAME, zeek.read_zeek), (fleet.NAME, fleet.read_fleet), (falcon.NAME, falcon.read_falcon),
+    (mde.NAME, mde.read_mde), (elastic.NAME, elastic.read_elastic),
+)
 FORMATS: tuple[Format, ...] = (
     Format("velociraptor", "velociraptor", lambda h: h.magic.startswith(ZIP_MAGICS), read_velociraptor_zip),
     Format("evtx", "evtx", lambda h: h.magic == EVTX_MAGIC, read_evtx),
+    *(Format(name, name, lambda h, n=name: h.edr == n, reader) for name, reader in EDR_READERS_ORDER),
     Format("osqueryi", "osquery", lambda h: h.line.startswith(b"["), read_osqueryi_json),
     Format("osquery", "osquery", _osquery_log, read_osquery_log),
     Format("sysmon-json", "sysmon", lambda h: is_sysmon_json(h.json), read_sysmon_json),
@@ -110,6 +129,67 @@ def sniff(path: Path) -> tuple[str, Reader]:
         return "jsonl", read_jsonl  # read_jsonl names the missing file
     except OSError as exc:
         raise InputError(f"{path}: cannot open: {exc.strerror or exc}") from None
-    head = Head(magic, first_line.lstrip(b"\xef\xbb\xbf \t\r\n"))
+    head = Head(magic, first_line.lstrip(b"\xef\xbb\xbf \t\r\n"), path)
     chosen = next(f for f in FORMATS if f.sniff(head))
     return chosen.source, chosen.reader
+
+
+def _json(line: bytes) -> Any:
+    try:
+        return json.loads(line)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+
+
+# EDR/SIEM exports and network logs (Defender, Falcon, Elastic, Zeek, Fleet), sniffed by content; each name is an
+# entry of FORMATS (above) and so an --input-format value.
+EDR_READERS: dict[str, Reader] = dict(EDR_READERS_ORDER)
+_EDR_JSON_SNIFFS: tuple[tuple[str, Callable[[Any], bool]], ...] = (
+    (zeek.NAME, zeek.sniff), (fleet.NAME, fleet.sniff), (falcon.NAME, falcon.sniff), (mde.NAME, mde.sniff),
+    (elastic.NAME, elastic.sniff),
+)
+_EDR_CSV_SNIFFS = ((mde.NAME, mde.sniff_csv_header), (falcon.NAME, falcon.sniff_csv_header))
+_RECORD_KEYS = ('"_source"', '"Results"', '"results"', '"records"', '"resources"')
+_EDR_SNIFF_BYTES = 1 << 20  # a pretty-printed API response shows its first record within this
+
+
+def sniff_edr(path: Path, first_line: bytes) -> tuple[str, Reader] | None:
+    """(name, reader) when the file is one of the EDR/SIEM/network formats, by its first line or first record."""
+    if zeek.sniff_tsv(first_line):
+        return zeek.NAME, zeek.read_zeek
+    first = _json(first_line)
+    if first is None and first_line.startswith((b"{", b"[")):
+        first = _first_record(path)
+    if first is not None:
+        for name, predicate in _EDR_JSON_SNIFFS:
+            if predicate(first):
+                return name, EDR_READERS[name]
+        return None
+    header = first_line.decode("utf-8", errors="replace")
+    for name, predicate in _EDR_CSV_SNIFFS:
+        if predicate(header):
+            return name, EDR_READERS[name]
+    return None
+
+
+def _first_record(path: Path) -> Any:
+    """The first record of a JSON array or a pretty-printed document, decoded from the file's first bytes."""
+    with path.open("rb") as handle:
+        head = handle.read(_EDR_SNIFF_BYTES)
+    text = head.decode("utf-8", errors="replace").lstrip("\ufeff \t\r\n")
+    if text.startswith("["):
+        try:
+            return next((item for _, item in json_array_items(io.BytesIO(head))), None)
+        except ValueError:
+            return None
+    # A document cut at the sniff limit: decode the first record after the earliest key that holds records.
+    found = [(text.find(marker), marker) for marker in _RECORD_KEYS]
+    at, marker = min(((at, marker) for at, marker in found if at >= 0), default=(-1, ""))
+    start = text.find("{", at) if at >= 0 else -1
+    if start < 0:
+        return None
+    try:
+        record, _ = json.JSONDecoder().raw_decode(text[start:])
+    except (ValueError, RecursionError):
+        return None
+    return {"hits": {"hits": [{"_source": record}]}} if marker == '"_source"' else record

@@ -77,6 +77,8 @@ def json_lines(handle: IO[bytes]) -> Iterator[tuple[int, Any, str | None]]:
             yield number, json.loads(text), None
         except json.JSONDecodeError as exc:
             yield number, None, f"malformed JSON: {exc.msg} (column {exc.colno})"
+        except RecursionError:  # json's decoder recurses per nesting level: a hostile line must not crash a reader
+            yield number, None, "JSON nested too deeply"
 
 
 def json_array_items(handle: IO[bytes], chunk_size: int = 1 << 16) -> Iterator[tuple[int, Any]]:
@@ -132,6 +134,8 @@ def json_array_items(handle: IO[bytes], chunk_size: int = 1 << 16) -> Iterator[t
             continue
         try:
             item, end = decoder.raw_decode(buffer)
+        except RecursionError:
+            raise ValueError(f"line {line}: JSON nested too deeply") from None
         except json.JSONDecodeError as exc:
             # An item cut by the chunk boundary: read more and try again; at the end of the file it is malformed.
             if more():

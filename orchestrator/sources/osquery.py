@@ -13,6 +13,10 @@ already aliases them to the schema's names; a hand-written query over ``process_
 ``processes``, ``users`` and ``hash`` keeps osquery's own (pid, family, protocol, local_address, remote_address,
 local_port, remote_port, state, name, path, cmdline, parent, start_time, username, sha256). osquery writes every
 value as a string (numbers too, unless ``--logger_numerics``), so each is converted here.
+
+Rows of ``socket_events`` (Linux, audit-based: one row per connect/bind/accept system call, with ``action``, pid,
+path, addresses, ports, ``success`` and ``time``) are events, not a snapshot: connect is an outbound connection,
+accept an inbound one (a client reaching a listener of this host), bind a listener row.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import InputError
-from orchestrator.schema import SchemaError, normalise_connection, normalise_dns
+from orchestrator.schema import SchemaError, normalise_connection, normalise_dns, normalise_listener
 from orchestrator.sources.base import (
     BadInput,
     Health,
@@ -33,6 +37,7 @@ from orchestrator.sources.base import (
     json_array_items,
     json_lines,
     open_input,
+    windows_basename,
 )
 from orchestrator.sources.sysmon import query_answers
 
@@ -48,6 +53,9 @@ _RAW_COLUMNS = {"pid": "pid", "parent": "ppid", "name": "process_name", "path": 
                 "sha256": "exe_sha256", "local_address": "local_ip", "local_port": "local_port",
                 "remote_address": "remote_ip", "remote_port": "remote_port", "state": "state"}
 _UNSPECIFIED = {"0.0.0.0", "::", ""}
+# socket_events (Linux, audit-based; osquery specs/linux/socket_events.table): one row per connect(), bind() or
+# accept() system call, with the caller's pid and executable path, and the time it happened.
+SOCKET_ACTIONS = {"connect", "bind", "accept"}
 
 
 def is_osquery_log(first: Any) -> bool:
@@ -83,7 +91,7 @@ def read_osquery_log(path: Path, *, skip_bad: bool = False, on_skip: OnSkip = No
                                                          "when added)")
                     continue
                 try:
-                    record = _record(row, host, collected_at, decorations, name, health)
+                    record = result_row(row, host, collected_at, decorations, name, health)
                 except SchemaError as exc:
                     bad(where, f"query {name!r}: {exc}")
                     continue
@@ -113,7 +121,7 @@ def read_osqueryi_json(path: Path, *, skip_bad: bool = False, on_skip: OnSkip = 
                 if host == stem:
                     health.note(host, "host_from_file_name", f"rows name no host: host {stem!r} is the file name")
                 try:
-                    record = _record(row, host, written, {}, "osqueryi", health)
+                    record = result_row(row, host, written, {}, "osqueryi", health)
                 except SchemaError as exc:
                     bad(where, exc)
                     continue
@@ -159,8 +167,8 @@ def _rows(value: Any, what: str) -> list[Any]:
     return value
 
 
-def _record(row: Any, host: str, collected_at: Any, decorations: Mapping[str, Any], query: str,
-            health: Health) -> Record | None:
+def result_row(row: Any, host: str, collected_at: Any, decorations: Mapping[str, Any], query: str,
+               health: Health, source: str = SOURCE) -> Record | None:
     """One schema record from one result row, or None (counted in ``health``) when the row is not one connhunt uses."""
     if not isinstance(row, Mapping):
         raise SchemaError(f"a row must be a JSON object, got {type(row).__name__}")
@@ -168,9 +176,11 @@ def _record(row: Any, host: str, collected_at: Any, decorations: Mapping[str, An
     row = blank_to_none(dict(row))
     row.pop("host", None)  # the log line's hostIdentifier names the host, whatever the query selected
     defaults = {"host": host, "host_id": decorations.get("host_uuid") or host, "collected_at": collected_at,
-                "source": SOURCE}
+                "source": source}
     if "query" in row and "remote_ip" not in row and not osquery_columns:
         return "dns", normalise_dns(_dns_columns(row, defaults))
+    if osquery_columns and str(row.get("action")) in SOCKET_ACTIONS:
+        return _socket_event(row, defaults, health)
     if "remote_ip" in row:  # connhunt's pack: the schema's own column names
         record = {**defaults, **row}
         attributed = as_bool(record.pop("attributed", None))
@@ -191,6 +201,50 @@ def _record(row: Any, host: str, collected_at: Any, decorations: Mapping[str, An
     if str(record.get("pid", "")) in ("-1", "0"):
         record["pid"] = 0
         record["attributed"] = False
+    return "connection", normalise_connection(record)
+
+
+def _socket_event(row: Mapping[str, Any], defaults: dict[str, Any], health: Health) -> Record | None:
+    """A socket_events row: connect is this host connecting out, accept a client reaching a listener of this
+    host (remote_address is the client), bind a listener (a bound UDP socket is one too)."""
+    family = _FAMILY.get(str(row.get("family", "")))
+    if family is None:
+        health.note(defaults["host"], "not_inet", "non-IP sockets (e.g. AF_UNIX) not read")
+        return None
+    path = row.get("path")
+    record: dict[str, Any] = {
+        **defaults, "family": family, "pid": row.get("pid"), "process_path": path,
+        "process_name": windows_basename(path) if isinstance(path, str) else None,
+        "local_ip": row.get("local_address"), "local_port": row.get("local_port"),
+        "first_seen": row.get("time"), "seen_by": "event",
+    }
+    protocol = _PROTOCOL.get(str(row.get("protocol", "")))
+    if protocol is None:
+        # Older osquery has no protocol column, and audit cannot always tell it: a connect or accept with a port
+        # is taken as TCP and counted, so the guess is visible.
+        protocol = "tcp"
+        health.note(defaults["host"], "socket_events_protocol_assumed", "socket_events rows without a protocol "
+                                                                       "read as TCP")
+    record["protocol"] = protocol
+    action = row["action"]
+    if action == "bind":
+        if str(record.get("local_port") or "0") == "0":
+            health.note(defaults["host"], "not_connected", "binds to port 0 (an ephemeral port) not read")
+            return None
+        return "listener", normalise_listener(record)
+    if str(row.get("remote_port") or "0") == "0" or str(row.get("remote_address") or "") in _UNSPECIFIED:
+        health.note(defaults["host"], "not_connected", "listening or unconnected sockets not read (no remote end)")
+        return None
+    # success=0 on connect is a call that did not complete (a non-blocking connect in progress, or refused):
+    # half-open, what the scan detector counts.
+    established = str(row.get("success", "1")) != "0"
+    record.update({"remote_ip": row.get("remote_address"), "remote_port": row.get("remote_port"),
+                   "direction": "outbound" if action == "connect" else "inbound",
+                   "state": ("ESTABLISHED" if established else "SYN_SENT") if protocol == "tcp" else "NONE"})
+    if str(record.get("local_port") or "") == "0":
+        record["local_port"] = None  # connect() is audited before the kernel picks the local port
+    if str(record.get("pid", "")) in ("-1", "0"):
+        record["pid"], record["attributed"] = 0, False
     return "connection", normalise_connection(record)
 
 
