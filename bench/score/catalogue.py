@@ -79,13 +79,15 @@ def _l(key: str, path: str, cmd: str | None = None, user: str = "root",
 
 
 EXPLORER = ("explorer.exe", r"C:\Windows\explorer.exe")
+SVCHOST = r"C:\Windows\System32\svchost.exe"
+NETWORK_SERVICE = "--type=utility --utility-sub-type=network.mojom.NetworkService"
 PROCS: tuple[Proc, ...] = (
     # Windows, every host
-    _w("w_dnscache", r"C:\Windows\System32\svchost.exe", r"C:\Windows\system32\svchost.exe -k NetworkService -p -s Dnscache", NETSVC),
-    _w("w_wuauserv", r"C:\Windows\System32\svchost.exe", r"C:\Windows\system32\svchost.exe -k netsvcs -p -s wuauserv"),
-    _w("w_w32time", r"C:\Windows\System32\svchost.exe", r"C:\Windows\system32\svchost.exe -k LocalService -s W32Time", r"NT AUTHORITY\LOCAL SERVICE"),
-    _w("w_rpcss", r"C:\Windows\System32\svchost.exe", r"C:\Windows\system32\svchost.exe -k RPCSS -p", NETSVC),
-    _w("w_termsvc", r"C:\Windows\System32\svchost.exe", r"C:\Windows\System32\svchost.exe -k NetworkService -s TermService", NETSVC),
+    _w("w_dnscache", SVCHOST, rf"{SVCHOST} -k NetworkService -p -s Dnscache", NETSVC),
+    _w("w_wuauserv", SVCHOST, rf"{SVCHOST} -k netsvcs -p -s wuauserv"),
+    _w("w_w32time", SVCHOST, rf"{SVCHOST} -k LocalService -s W32Time", r"NT AUTHORITY\LOCAL SERVICE"),
+    _w("w_rpcss", SVCHOST, rf"{SVCHOST} -k RPCSS -p", NETSVC),
+    _w("w_termsvc", SVCHOST, rf"{SVCHOST} -k NetworkService -s TermService", NETSVC),
     Proc("w_system", "windows", "System", None, "", SYSTEM),
     _w("w_lsass", r"C:\Windows\System32\lsass.exe", r"C:\Windows\system32\lsass.exe",
        parent=("wininit.exe", r"C:\Windows\System32\wininit.exe")),
@@ -96,10 +98,10 @@ PROCS: tuple[Proc, ...] = (
     _w("w_bacula", r"C:\Program Files\Bacula\bacula-fd.exe", r'"C:\Program Files\Bacula\bacula-fd.exe" /service'),
     # Windows workstations
     _w("w_chrome", r"C:\Program Files\Google\Chrome\Application\chrome.exe",
-       r'"C:\Program Files\Google\Chrome\Application\chrome.exe" --type=utility --utility-sub-type=network.mojom.NetworkService',
+       rf'"C:\Program Files\Google\Chrome\Application\chrome.exe" {NETWORK_SERVICE}',
        "{user}", parent=("chrome.exe", r"C:\Program Files\Google\Chrome\Application\chrome.exe")),
     _w("w_edge", r"C:\Program Files (x86)\Microsoft\Edge\Application\msedge.exe",
-       r'"C:\Program Files (x86)\Microsoft\Edge\Application\msedge.exe" --type=utility --utility-sub-type=network.mojom.NetworkService',
+       rf'"C:\Program Files (x86)\Microsoft\Edge\Application\msedge.exe" {NETWORK_SERVICE}',
        "{user}", parent=("msedge.exe", r"C:\Program Files (x86)\Microsoft\Edge\Application\msedge.exe")),
     _w("w_onedrive", r"C:\Program Files\Microsoft OneDrive\OneDrive.exe",
        r'"C:\Program Files\Microsoft OneDrive\OneDrive.exe" /background', "{user}", parent=EXPLORER),
@@ -135,13 +137,14 @@ PROCS: tuple[Proc, ...] = (
        "/usr/lib/jvm/java-17-openjdk-amd64/bin/java -Xmx4g -jar /opt/orders/orders-service.jar", "orders"),
     _l("l_postgres", "/usr/lib/postgresql/16/bin/postgres",
        "/usr/lib/postgresql/16/bin/postgres -D /var/lib/postgresql/16/main", "postgres"),
-    _l("l_gunicorn", "/opt/api/venv/bin/python3", "/opt/api/venv/bin/python3 /opt/api/venv/bin/gunicorn api:app -b 0.0.0.0:8080",
-       "api"),
+    _l("l_gunicorn", "/opt/api/venv/bin/python3",
+       "/opt/api/venv/bin/python3 /opt/api/venv/bin/gunicorn api:app -b 0.0.0.0:8080", "api"),
     _l("l_bacula_sd", "/opt/bacula/bin/bacula-sd", "/opt/bacula/bin/bacula-sd -fP -c /opt/bacula/etc/bacula-sd.conf",
        "bacula"),
     _l("l_prometheus", "/usr/local/bin/prometheus",
        "/usr/local/bin/prometheus --config.file=/etc/prometheus/prometheus.yml", "prometheus"),
-    _l("l_nessus", "/opt/nessus/sbin/nessusd", "nessusd -q", parent=("nessus-service", "/opt/nessus/sbin/nessus-service")),
+    _l("l_nessus", "/opt/nessus/sbin/nessusd", "nessusd -q",
+       parent=("nessus-service", "/opt/nessus/sbin/nessus-service")),
     _l("l_ansible_ssh", "/usr/bin/ssh",
        "ssh -C -o ControlMaster=auto -o ControlPersist=60s -o BatchMode=yes -o User=ansible", "ansible",
        parent=("ansible-playbook", "/usr/bin/python3")),
@@ -254,7 +257,8 @@ LISTENS: tuple[Listen, ...] = (
 # the lookups agree. The tail is CDN-style names (short random-looking labels, as CloudFront and Akamai use).
 COMMON_DOMAINS: tuple[str, ...] = (
     "www.google.com", "login.microsoftonline.com", "www.office.com", "outlook.office365.com", "fonts.gstatic.com",
-    "www.youtube.com", "i.ytimg.com", "www.bing.com", "static.xx.fbcdn.net", "github.com", "avatars.githubusercontent.com",
+    "www.youtube.com", "i.ytimg.com", "www.bing.com", "static.xx.fbcdn.net", "github.com",
+    "avatars.githubusercontent.com",
     "stackoverflow.com", "cdn.jsdelivr.net", "ajax.googleapis.com", "www.linkedin.com", "media.licdn.com",
     "en.wikipedia.org", "upload.wikimedia.org", "www.amazon.com", "m.media-amazon.com", "slack.com",
     "a.slack-edge.com", "zoom.us", "www.atlassian.com", "corp.atlassian.net", "docs.google.com", "drive.google.com",

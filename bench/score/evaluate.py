@@ -35,7 +35,8 @@ def evaluate(report: dict[str, Any], truth: dict[str, Any]) -> dict[str, Any]:
     planted_keys = {(p["host"], p["process_identity"]) for p in truth["planted"]}
     planted = []
     for p in truth["planted"]:
-        same = [f for f in findings if f.get("host") == p["host"] and f.get("process_identity") == p["process_identity"]]
+        same = [f for f in findings
+                if f.get("host") == p["host"] and f.get("process_identity") == p["process_identity"]]
         exact = [f for f in same if remote_matches(p.get("remote"), f)]
         best = max(exact, key=lambda f: _rank(f.get("risk")), default=None)
         loose = max(same, key=lambda f: _rank(f.get("risk")), default=None)
@@ -57,7 +58,8 @@ def evaluate(report: dict[str, Any], truth: dict[str, Any]) -> dict[str, Any]:
         "planted": planted, "planted_high": found, "planted_total": len(planted),
         "benign_high": len(benign_high), "benign_high_per_1000_hosts": round(len(benign_high) * 1000 / hosts, 2),
         "benign_high_by_name": dict(named.most_common()),
-        "benign_high_examples": [_brief(f) for f in sorted(benign_high, key=lambda f: -float(f.get("score") or 0))[:20]],
+        "benign_high_examples": [_brief(f) for f in
+                                 sorted(benign_high, key=lambda f: -float(f.get("score") or 0))[:20]],
         "medium": len(medium), "medium_per_100_hosts": round(len(medium) * 100 / hosts, 2),
         "medium_by_name": dict(Counter(lookalike_name(f, truth) for f in medium).most_common(15)),
         "inbound_medium_or_above": len(inbound_medium_up),
@@ -65,8 +67,11 @@ def evaluate(report: dict[str, Any], truth: dict[str, Any]) -> dict[str, Any]:
 
 
 def lookalike_name(finding: dict[str, Any], truth: dict[str, Any]) -> str:
-    """The known benign lookalike a finding belongs to, else "other: <process>"."""
+    """The planted anomaly or known benign lookalike a finding belongs to, else "other: <process>"."""
     identity = finding.get("process_identity")
+    for p in truth["planted"]:
+        if identity == p["process_identity"] and finding.get("host") == p["host"]:
+            return f"planted {p['id']}"
     for b in truth["benign"]:
         if identity in b["process_identity"] and (not b.get("hosts") or finding.get("host") in b["hosts"]):
             return str(b["name"])

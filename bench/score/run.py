@@ -132,6 +132,24 @@ def bench_size(rows: int, args: argparse.Namespace, python: str) -> dict[str, An
     return result
 
 
+def reference(args: argparse.Namespace, python: str, rows_per_host: float) -> dict[str, Any] | None:
+    """Plant risks on a small fleet of the same density: the large runs must find each plant at the same risk."""
+    if not args.reference_hosts:
+        return None
+    fleet = fleet_dir(round(rows_per_host * args.reference_hosts), args.reference_hosts, args.seed, args.cache)
+    work = fleet / "runs"
+    work.mkdir(exist_ok=True)
+    use_parquet = args.input == "parquet" or (args.input == "auto" and reads_parquet(python, fleet, work))
+    m = measure.run(connhunt_argv(python, fleet, use_parquet), work / "report.json", timeout_s=args.timeout,
+                    max_rss_mib=args.max_rss_gib * GIB, cwd=ROOT)
+    if m.exit_code not in (0, 1) or m.stopped:
+        return {"hosts": args.reference_hosts, "score": step(m), "risks": None}
+    truth = json.loads((fleet / "truth.json").read_text())
+    judged = evaluate(json.loads(m.stdout.read_text()), truth)
+    return {"hosts": args.reference_hosts, "rows": truth["rows"], "score": step(m),
+            "risks": {p["id"]: p["best_risk"] for p in judged["planted"]}}
+
+
 def growth(results: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
     """log(t2/t1) / log(n2/n1) between consecutive sizes: 1.0 is linear."""
     out = []
@@ -144,7 +162,7 @@ def growth(results: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
     return out
 
 
-def targets(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def targets(results: list[dict[str, Any]], ref: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """The issue's acceptance targets, judged at the largest size measured (precision: at every size)."""
     big = results[-1]
     ok_run = big["score"]["exit_code"] in (0, 1) and not big["score"]["stopped"]
@@ -178,6 +196,12 @@ def targets(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
             {"target": f"{label}: no benign server's inbound clients at Medium+", "value": p["inbound_medium_or_above"],
              "pass": p["inbound_medium_or_above"] == 0},
         ]
+        if ref is not None:
+            risks = ref.get("risks") or {}
+            differ = [f"{x['id']} {risks.get(x['id'])}->{x['best_risk']}" for x in p["planted"]
+                      if risks.get(x["id"]) != x["best_risk"]]
+            out.append({"target": f"{label}: every plant at the same risk as in the {ref['hosts']}-host run",
+                        "value": ", ".join(differ) if differ else "same", "pass": bool(risks) and not differ})
     return out
 
 
@@ -189,8 +213,8 @@ def _cell(step_result: dict[str, Any]) -> str:
 
 def render(doc: dict[str, Any]) -> str:
     lines = [f"# Scoring benchmark ({doc['run']['hosts']:,} hosts, seed {doc['run']['seed']})", "",
-             "| rows | input | floor (wall / peak RSS) | connhunt score | ratio | read_json | JSONL ingest | ingest/read_json "
-             "| findings C/H/M/L | planted High+ | benign High+ /1k hosts | Medium /100 hosts |",
+             "| rows | input | floor (wall / peak RSS) | connhunt score | ratio | read_json | JSONL ingest "
+             "| ingest/read_json | findings C/H/M/L | planted High+ | benign High+ /1k hosts | Medium /100 hosts |",
              "| ---: | --- | --- | --- | ---: | --- | --- | ---: | --- | ---: | ---: | ---: |"]
     for r in doc["sizes"]:
         p = r.get("precision")
@@ -212,15 +236,17 @@ def render(doc: dict[str, Any]) -> str:
         p = r.get("precision")
         if not p:
             continue
+        ref = (doc.get("reference") or {}).get("risks") or {}
         lines += ["", f"## Planted anomalies at {r['rows']:,} rows", "",
-                  "| id | scenario | host | process | remote | best risk | any destination |",
-                  "| --- | --- | --- | --- | --- | --- | --- |"]
+                  "| id | scenario | host | process | remote | best risk | any destination | small fleet |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- |"]
         lines += [f"| {x['id']} | {x['scenario']} | {x['host']} | `{x['process_identity']}` | {x['remote'] or '-'} | "
-                  f"{x['best_risk'] or 'not found'} | {x['best_risk_any_destination'] or '-'} |" for x in p["planted"]]
-        if p["benign_high_by_name"]:
-            lines += ["", "Benign High+ by lookalike: " + ", ".join(f"{k} {v}" for k, v in p["benign_high_by_name"].items())]
-        if p["medium_by_name"]:
-            lines += ["", "Medium by lookalike (top 15): " + ", ".join(f"{k} {v}" for k, v in p["medium_by_name"].items())]
+                  f"{x['best_risk'] or 'not found'} | {x['best_risk_any_destination'] or '-'} | "
+                  f"{ref.get(x['id'], '-') or 'not found'} |" for x in p["planted"]]
+        for title, key in (("Benign High+ by lookalike", "benign_high_by_name"),
+                           ("Medium by lookalike (top 15)", "medium_by_name")):
+            if p[key]:
+                lines += ["", f"{title}: " + ", ".join(f"{k} {v}" for k, v in p[key].items())]
     return "\n".join(lines) + "\n"
 
 
@@ -235,6 +261,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=900.0, help="seconds before a step is stopped")
     p.add_argument("--max-rss-gib", type=float, default=8.0, help="a step past this resident size is stopped")
     p.add_argument("--skip-ingest", action="store_true", help="skip the JSONL ingest comparison")
+    p.add_argument("--reference-hosts", type=int, default=100,
+                   help="also score a fleet this small at the same rows per host; plants must score the same (0: skip)")
     p.add_argument("--results", type=Path, default=HERE, help="where results.json / results.md go")
     args = p.parse_args(argv)
     python = sys.executable
@@ -246,9 +274,12 @@ def main(argv: list[str] | None = None) -> int:
         r = results[-1]
         print(f"bench: floor {_cell(r['floor'])}; connhunt score ({r['input']}) {_cell(r['score'])}; "
               f"ratio {r['ratio_to_floor']}x", file=sys.stderr)
-    doc = {"run": {"hosts": args.hosts, "seed": args.seed, "sizes": sizes, "cpus": os.cpu_count()},
-           "sizes": results, "growth": {"score": growth(results, "score"), "floor": growth(results, "floor")}}
-    doc["targets"] = targets(results)
+    ref = reference(args, python, results[-1]["rows"] / args.hosts)
+    doc = {"run": {"hosts": args.hosts, "seed": args.seed, "sizes": sizes, "cpus": os.cpu_count(),
+                   "load_average": os.getloadavg()},
+           "sizes": results, "reference": ref,
+           "growth": {"score": growth(results, "score"), "floor": growth(results, "floor")}}
+    doc["targets"] = targets(results, ref)
     args.results.mkdir(parents=True, exist_ok=True)
     (args.results / "results.json").write_text(json.dumps(doc, indent=2) + "\n")
     rendered = render(doc)
