@@ -29,7 +29,7 @@ import duckdb
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from bench.score import catalogue as cat  # noqa: E402
-from bench.score.plants import WINDOW_S, Host, Planter  # noqa: E402
+from bench.score.plants import WINDOW_S, Host, Planted, Planter  # noqa: E402
 from orchestrator.schema import TABLE_COLUMNS, process_identity  # noqa: E402
 
 BASE = datetime(2026, 11, 30, 8, 0, 0)  # first collection window; UTC
@@ -323,7 +323,7 @@ class Generator:
                   WHERE hh(hw.h, t.j, 'tail') % (CASE t.os WHEN 'windows' THEN {os_count['windows']}
                                                   ELSE {os_count['linux']} END) < t.hosts) x""")
 
-    def insert_planted(self, planted: Any) -> None:
+    def insert_planted(self, planted: Planted) -> None:
         path = self.tmp / "planted.jsonl"
         with path.open("w") as handle:
             for i, row in enumerate(planted.connections):
@@ -360,7 +360,7 @@ class Generator:
             JOIN ws ON ws.i = x.i JOIN hw ON hw.h = ws.h AND hw.w = x.w""")
 
     # ---- listeners and DNS
-    def make_listeners(self, planted: Any) -> None:
+    def make_listeners(self, planted: Planted) -> None:
         self.con.execute(f"""
             CREATE TABLE lspec AS
             SELECT {COMP['flow']}::TINYINT AS comp, hw.h, hw.w::TINYINT AS w, l.lid::BIGINT AS seq, l.proc, l.protocol,
@@ -371,7 +371,7 @@ class Generator:
                              [COMP["planted"], row["h"], row["w"], i, self.proc_id[row["proc"]], row["protocol"],
                               row["local_ip"], row["local_port"]])
 
-    def make_dns(self, planted: Any) -> None:
+    def make_dns(self, planted: Planted) -> None:
         self.con.execute("""CREATE TABLE dspec(comp TINYINT, h INTEGER, w TINYINT, seq BIGINT, proc INTEGER,
             query VARCHAR, qtype VARCHAR, answers VARCHAR[], response_code VARCHAR, server_ip VARCHAR,
             timestamp TIMESTAMP)""")
