@@ -1,8 +1,10 @@
 """Run one benchmark step as a fresh subprocess and measure its wall time and peak RSS.
 
-Peak RSS is the kernel's own figure for that child (``os.wait4``'s ru_maxrss, covering the descendants it waited
-for); a watcher thread polls the process tree with psutil only to stop a run that passes the time or memory limit,
-so a runaway scorer cannot take the shared machine down.
+Peak RSS is the kernel's own figure for the step, read by GNU time (``/usr/bin/time -f %M``) around it. Not
+``os.wait4`` on our own child: Linux carries the forking process's high-water RSS into the child's ru_maxrss at
+exec, so a harness that has just generated a fleet would report its own 2 GiB for a 300 MiB step. /usr/bin/time
+is small when it forks the step, so its figure is the step's. A watcher thread polls the process tree with psutil
+only to stop a run that passes the time or memory limit, so a runaway scorer cannot take the shared machine down.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
+
+TIME = "/usr/bin/time"
 
 
 @dataclass(frozen=True)
@@ -46,9 +50,12 @@ def run(argv: list[str], stdout: Path, *, timeout_s: float, max_rss_mib: float, 
         env: dict[str, str] | None = None) -> Measured:
     """Run ``argv`` with stdout to a file; stop it past ``timeout_s`` or ``max_rss_mib`` (tree RSS)."""
     stderr = stdout.with_suffix(stdout.suffix + ".stderr")
+    rss_file = stdout.with_suffix(stdout.suffix + ".maxrss")
+    rss_file.unlink(missing_ok=True)
+    wrapped = [TIME, "-f", "%M", "-o", str(rss_file), *argv] if Path(TIME).exists() else argv
     started = time.monotonic()
     with stdout.open("wb") as out, stderr.open("wb") as err:
-        child = subprocess.Popen(argv, stdout=out, stderr=err, cwd=cwd, env=env)
+        child = subprocess.Popen(wrapped, stdout=out, stderr=err, cwd=cwd, env=env)
         stopped: list[str] = []
         done = threading.Event()
 
@@ -65,7 +72,12 @@ def run(argv: list[str], stdout: Path, *, timeout_s: float, max_rss_mib: float, 
                     reason = "memory"
                 if reason:
                     stopped.append(reason)
-                    child.kill()  # only the child this run started
+                    try:  # the step under /usr/bin/time first, then time itself: only what this run started
+                        for p in proc.children(recursive=True):
+                            p.kill()
+                    except psutil.Error:
+                        pass
+                    child.kill()
                     return
 
         watcher = threading.Thread(target=watch, daemon=True)
@@ -76,6 +88,15 @@ def run(argv: list[str], stdout: Path, *, timeout_s: float, max_rss_mib: float, 
         watcher.join()
         child.returncode = os.waitstatus_to_exitcode(status)
     tail = stderr.read_text(errors="replace")[-2000:]
-    # ru_maxrss is in KiB on Linux
-    return Measured(tuple(argv), round(wall, 2), round(usage.ru_maxrss / 1024, 1), child.returncode,
-                    stopped[0] if stopped else None, stdout, tail)
+    kib = usage.ru_maxrss  # KiB on Linux; only a fallback, see the module docstring
+    if rss_file.exists():
+        words = rss_file.read_text().split()
+        kib = int(words[-1]) if words and words[-1].isdigit() else kib
+    code = child.returncode
+    if wrapped is not argv and rss_file.exists():
+        # GNU time exits with the step's status, and prints "Command exited with non-zero status N" before %M
+        text = rss_file.read_text()
+        if "terminated by signal" in text:
+            code = -int(text.split("terminated by signal")[1].split()[0])
+    return Measured(tuple(argv), round(wall, 2), round(kib / 1024, 1), code, stopped[0] if stopped else None,
+                    stdout, tail)
