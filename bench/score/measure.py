@@ -57,6 +57,7 @@ def run(argv: list[str], stdout: Path, *, timeout_s: float, max_rss_mib: float, 
     with stdout.open("wb") as out, stderr.open("wb") as err:
         child = subprocess.Popen(wrapped, stdout=out, stderr=err, cwd=cwd, env=env)
         stopped: list[str] = []
+        polled = [0]  # the tree's largest RSS seen by polling: the fallback when time could not report
         done = threading.Event()
 
         def watch() -> None:
@@ -65,30 +66,29 @@ def run(argv: list[str], stdout: Path, *, timeout_s: float, max_rss_mib: float, 
             except psutil.Error:
                 return
             while not done.wait(0.2):
-                reason = None
-                if time.monotonic() - started > timeout_s:
-                    reason = "timeout"
-                elif _tree_rss(proc) > max_rss_mib * 1024 * 1024:
-                    reason = "memory"
+                rss = _tree_rss(proc)
+                polled[0] = max(polled[0], rss)
+                reason = "timeout" if time.monotonic() - started > timeout_s else \
+                    "memory" if rss > max_rss_mib * 1024 * 1024 else None
                 if reason:
                     stopped.append(reason)
-                    try:  # the step under /usr/bin/time first, then time itself: only what this run started
-                        for p in proc.children(recursive=True):
+                    try:  # the step under /usr/bin/time, so that time still reports its peak; only what we started
+                        steps = (proc.children(recursive=True) if wrapped is not argv else []) or [proc]
+                        for p in steps:
                             p.kill()
                     except psutil.Error:
-                        pass
-                    child.kill()
+                        child.kill()
                     return
 
         watcher = threading.Thread(target=watch, daemon=True)
         watcher.start()
-        _, status, usage = os.wait4(child.pid, 0)
+        _, status, _usage = os.wait4(child.pid, 0)
         wall = time.monotonic() - started
         done.set()
         watcher.join()
         child.returncode = os.waitstatus_to_exitcode(status)
     tail = stderr.read_text(errors="replace")[-2000:]
-    kib = usage.ru_maxrss  # KiB on Linux; only a fallback, see the module docstring
+    kib = polled[0] // 1024  # only a fallback (sampled every 0.2 s), see the module docstring
     if rss_file.exists():
         words = rss_file.read_text().split()
         kib = int(words[-1]) if words and words[-1].isdigit() else kib
