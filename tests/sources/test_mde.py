@@ -81,7 +81,7 @@ def test_bad_row_named_by_line(tmp_path: Path) -> None:
     one_line_error(run_connhunt("score", str(bad)), f"{bad}:3")
     report = score_json(bad, extra=("--skip-bad",))
     # the other rows are kept: four connections (the listener is its own table), the bad one named in a note
-    assert report["hunt"]["rows"] == {"connections": 4, "dns": 0}
+    assert report["hunt"]["rows"] == {"connections": 4, "listeners": 1, "dns": 0}
     assert report["hunt"]["notes"] == [f"skipped 1 bad line(s); first: {bad}:3: field 'remote_port' out of range: "
                                        "99999"]
 
