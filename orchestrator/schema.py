@@ -20,9 +20,15 @@ Port = Annotated[int, "INTEGER"]  # ports and counts that fit 32 bits: half the 
 Count = Annotated[int, "INTEGER"]
 
 
-class ProcessFields(TypedDict):
-    """Who owns a socket (or sent a query); every field None when the owner could not be seen."""
+class SocketRow(TypedDict):
+    """What every socket row starts with: where and when it was seen, who owns it (every owner field None when
+    the owner could not be seen), and its local end."""
 
+    host: str
+    host_id: str
+    os: str | None
+    collected_at: datetime | None
+    source: str | None
     pid: int | None
     ppid: int | None
     process_name: str | None
@@ -34,29 +40,13 @@ class ProcessFields(TypedDict):
     parent_name: str | None
     parent_path: str | None
     exe_sha256: str | None
-
-
-class ConnectionRow(TypedDict):
-    host: str
-    host_id: str
-    os: str | None
-    collected_at: datetime | None
-    source: str | None
-    pid: int | None
-    ppid: int | None
-    process_name: str | None
-    process_path: str | None
-    process_identity: str
-    command_line: str | None
-    username: str | None
-    process_start: datetime | None
-    parent_name: str | None
-    parent_path: str | None
-    exe_sha256: str | None
     protocol: str  # tcp / udp / raw
     family: str  # ipv4 / ipv6
     local_ip: str | None
     local_port: Port | None
+
+
+class ConnectionRow(SocketRow):
     remote_ip: str
     remote_port: Port | None
     state: str
@@ -75,29 +65,9 @@ class ConnectionRow(TypedDict):
     stdio: bool | None  # the owner's stdin/stdout/stderr is this socket (a reverse shell); None when not checked
 
 
-class ListenerRow(TypedDict):
+class ListenerRow(SocketRow):
     """A listening socket: who listens on what, since when (a bind shell is one of these)."""
 
-    host: str
-    host_id: str
-    os: str | None
-    collected_at: datetime | None
-    source: str | None
-    pid: int | None
-    ppid: int | None
-    process_name: str | None
-    process_path: str | None
-    process_identity: str
-    command_line: str | None
-    username: str | None
-    process_start: datetime | None
-    parent_name: str | None
-    parent_path: str | None
-    exe_sha256: str | None
-    protocol: str
-    family: str
-    local_ip: str | None
-    local_port: Port | None
     first_seen: datetime | None
     last_seen: datetime | None
     observations: Count

@@ -84,7 +84,8 @@ class Store:
         columns = _TABLES[table]
         values = [[_naive_utc(row.get(name)) for row in batch] for name, _ in columns]
         select = ", ".join(f'unnest(?::{kind}[]) AS "{name}"' for name, kind in columns)
-        self.con.execute(f"INSERT INTO {self.table(table)} SELECT {select}", values)
+        # by name: a hunt file from an older connhunt has its newer columns last
+        self.con.execute(f"INSERT INTO {self.table(table)} BY NAME SELECT {select}", values)
         return len(batch)
 
     def add_connections(self, rows: Iterable[Mapping[str, Any]]) -> int:
