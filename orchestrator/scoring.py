@@ -174,9 +174,14 @@ WITH pair_keys AS (
                 WHEN bool_and(direction IN ('inbound', 'listener')) THEN 'inbound' ELSE 'outbound' END AS direction,
            min(local_port) FILTER (WHERE direction IN ('inbound', 'listener')) AS local_port
     FROM matched GROUP BY host, process_identity, finding
+), dns_pids AS (
+    SELECT DISTINCT q.host, q.pid FROM queries q
+    SEMI JOIN (SELECT DISTINCT host, process_identity FROM shown) USING (host, process_identity)
+    WHERE q.pid IS NOT NULL
 ), users AS (
-    SELECT host, pid, min(username) AS username FROM connections WHERE pid IS NOT NULL AND username IS NOT NULL
-    GROUP BY ALL
+    -- the user of a DNS-only process, from any connection of the same pid (only the pids shown findings need)
+    SELECT c.host, c.pid, min(c.username) AS username FROM connections c SEMI JOIN dns_pids USING (host, pid)
+    WHERE c.username IS NOT NULL GROUP BY ALL
 ), dns_facts AS (
     SELECT q.host, q.process_identity, min(q.process_name) AS process_name, min(q.process_path) AS process_path,
            list(DISTINCT q.pid ORDER BY q.pid) FILTER (WHERE q.pid IS NOT NULL) AS pids, count(*) AS queries,

@@ -176,7 +176,35 @@ class Context:
             WHERE NOT (coalesce(p.ignored, true) AND c.protocol <> 'raw')""")
         con.execute(_PAIRS_SQL)
         con.execute(_SERVICES_SQL)
-        # The allowlist is matched per pair (its fields are all pair facts), then everything reads past it.
+        if not self.config.allow:
+            # nothing to allow: the tables are the pairs as they are (no copy of millions of pairs)
+            con.execute("CREATE OR REPLACE TEMP TABLE allowed_pairs AS SELECT host, process_identity, protocol, "
+                        "remote_ip, remote_port, connections FROM all_pairs LIMIT 0")
+            con.execute("CREATE OR REPLACE TEMP TABLE allowed_services AS SELECT host, process_identity, protocol, "
+                        "local_port, connections FROM all_services LIMIT 0")
+            con.execute("DROP TABLE IF EXISTS pairs")
+            con.execute("DROP TABLE IF EXISTS services")
+            con.execute("ALTER TABLE all_pairs RENAME TO pairs")
+            con.execute("ALTER TABLE all_services RENAME TO services")
+            con.execute("CREATE OR REPLACE TEMP VIEW flows AS SELECT * FROM classified")
+        else:
+            self._apply_allowlist()
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE listening AS
+            SELECT l.*, {NAME_SQL} AS name FROM listeners l
+            WHERE NOT EXISTS (SELECT 1 FROM allow a WHERE {self._allowed('l', 'l.local_port', '[]')})""")
+        self._queries_table()
+        counts = con.execute("""
+            SELECT (SELECT coalesce(sum(connections), 0) FROM allowed_pairs)
+                   + (SELECT coalesce(sum(connections), 0) FROM allowed_services),
+                   (SELECT count(*) FROM listeners) - (SELECT count(*) FROM listening),
+                   (SELECT count(*) FROM dns) - (SELECT count(*) FROM queries)""").fetchone() or (0, 0, 0)
+        return {"connections": int(counts[0]), "listeners": int(counts[1]), "dns": int(counts[2])}
+
+
+    def _apply_allowlist(self) -> None:
+        """The allowlist is matched per pair (its fields are all pair facts), then everything reads past it."""
+        con = self.con
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE allowed_pairs AS
             SELECT DISTINCT p.host, p.process_identity, p.protocol, p.remote_ip, p.remote_port, p.connections
@@ -195,17 +223,6 @@ class Context:
                     "USING (host, process_identity, protocol, local_port)")
         con.execute(f"CREATE OR REPLACE TEMP VIEW flows AS SELECT * FROM classified c ANTI JOIN allowed_pairs a "
                     f"ON {same.format('c')}")
-        con.execute(f"""
-            CREATE OR REPLACE TEMP TABLE listening AS
-            SELECT l.*, {NAME_SQL} AS name FROM listeners l
-            WHERE NOT EXISTS (SELECT 1 FROM allow a WHERE {self._allowed('l', 'l.local_port', '[]')})""")
-        self._queries_table()
-        counts = con.execute("""
-            SELECT (SELECT coalesce(sum(connections), 0) FROM allowed_pairs)
-                   + (SELECT coalesce(sum(connections), 0) FROM allowed_services),
-                   (SELECT count(*) FROM listeners) - (SELECT count(*) FROM listening),
-                   (SELECT count(*) FROM dns) - (SELECT count(*) FROM queries)""").fetchone() or (0, 0, 0)
-        return {"connections": int(counts[0]), "listeners": int(counts[1]), "dns": int(counts[2])}
 
     def _queries_table(self) -> None:
         """DNS rows that survive the allowlist, with each query's registered domain.
