@@ -12,9 +12,12 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from orchestrator.detectors.base import Context, Detector
+from orchestrator.detectors.base import Context, Detector, values_table
+from orchestrator.detectors.lolbin import INTERPRETERS, LOLBINS, ODD_DIRS, SHELLS
+from orchestrator.detectors.nonstandard_port import INTERNAL_SERVICE_PORTS
 
 MIN_SCORE = 0.7
+SERVICE_SCALE = 0.5
 # Intervals shorter than this are one burst, not two check-ins.
 MIN_INTERVAL_S = 0.2
 
@@ -112,22 +115,36 @@ class Beacon(Detector):
     explain: ClassVar[dict[str, str]] = {
         "regular": "beacon: {connections} connections every {period} s (MAD {mad} s, Bowley skew {skew}, "
                    "{near} within 25% of the period{folded_note}; regularity {score}) since {since} UTC",
+        "internal_service": "regular connections: {connections} every {period} s (regularity {score}) to an "
+                            "internal service port ({port}) from an installed program: a connection pool or a "
+                            "health check, not a check-in (lowered)",
     }
 
     def query(self, ctx: Context) -> tuple[str, dict[str, Any]]:
         sql = f"""
             WITH stats AS ({BEACON_STATS_SQL})
-            SELECT s.host, s.process_identity, p.destination, s.remote_ip, s.remote_port, 'regular' AS reason,
-                   round(4.0 * s.score, 2) AS weight,
+            SELECT s.host, s.process_identity, p.destination, s.remote_ip, s.remote_port,
+                   CASE WHEN quiet THEN 'internal_service' ELSE 'regular' END AS reason,
+                   round(4.0 * s.score, 2) AS weight, CASE WHEN quiet THEN $service_scale ELSE 1.0 END AS scale,
                    MAP {{'connections': s.connections::VARCHAR, 'period': printf('%.1f', s.q2),
                         'mad': printf('%.2f', s.mad), 'skew': printf('%+.2f', s.skew),
                         'near': printf('%.0f%%', 100 * s.near),
                         'folded_note': CASE WHEN s.folded > 0 THEN ', ' || s.folded || ' missed check-ins folded'
                                             ELSE '' END,
-                        'score': printf('%.2f', s.score), 'since': strftime(p.first_seen, '%H:%M:%S')}} AS facts
-            FROM stats s JOIN pairs p USING (host, process_identity, protocol, remote_ip, remote_port)
+                        'score': printf('%.2f', s.score), 'since': strftime(p.first_seen, '%H:%M:%S'),
+                        'port': s.remote_port::VARCHAR}} AS facts
+            FROM stats s JOIN (
+                -- a pool or health check: an installed program (not a LOLBin, a shell or a writable-path binary)
+                -- polling an internal host on a service port
+                SELECT *, internal AND list_contains($internal_services, remote_port)
+                          AND NOT regexp_matches(lower(coalesce(process_path, process_identity)), $odd)
+                          AND name NOT IN (SELECT name FROM beacon_loud_names) AS quiet
+                FROM pairs) p USING (host, process_identity, protocol, remote_ip, remote_port)
             WHERE s.score >= {MIN_SCORE}"""
-        return sql, beacon_params(ctx)
+        values_table(ctx.con, "beacon_loud_names", "name VARCHAR",
+                     ((n,) for n in sorted({*LOLBINS, *SHELLS, *INTERPRETERS})))
+        return sql, {**beacon_params(ctx), "service_scale": SERVICE_SCALE, "odd": ODD_DIRS,
+                     "internal_services": sorted(INTERNAL_SERVICE_PORTS)}
 
 
 def series_stats(starts: list[float], min_connections: int = 4, gap_s: float = 1800.0) -> dict[str, Any] | None:
