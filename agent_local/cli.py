@@ -25,7 +25,7 @@ EXIT_USAGE = 2
 EXIT_FAILED = 3
 
 _EPILOG = """\
-output: one JSON object per line, "kind" connection, dns or health (what could not be seen).
+output: one JSON object per line, "kind" connection, listener, dns or health (what could not be seen).
 exit codes: 0 ok, 2 bad usage, 3 collection failed.
 SIGINT/SIGTERM end sampling early; everything collected so far is still written."""
 
@@ -53,8 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-o", "--output", default="-", help="JSONL file to write, - for stdout (default)")
     parser.add_argument("--host", help="host name to put in records (default: this machine's)")
     parser.add_argument("--host-id", help="host id (default: /etc/machine-id, or the --host name if given)")
-    parser.add_argument("--include-listening", action="store_true",
-                        help="keep listening sockets and sockets without a remote peer")
+    parser.add_argument("--no-listening", action="store_true",
+                        help="write no listener records (listening sockets still tell inbound from outbound)")
+    parser.add_argument("--include-listening", action="store_true", help=argparse.SUPPRESS)  # deprecated no-op
+    parser.add_argument("--no-events", action="store_true",
+                        help="poll only: no kernel socket events (on Linux as root they catch connections "
+                             "shorter than a tick)")
     parser.add_argument("--dns", action="store_true",
                         help="also capture DNS queries and answers with their process (Linux, root, dnspython)")
     parser.add_argument("--quiet", action="store_true", help="no notes on stderr, only errors")
@@ -96,7 +100,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.monotonic()
     try:
         records = collect(args.duration, args.interval, host=args.host, dns=args.dns,
-                          on_tick=lambda *_: out.flush(), stop=stop, include_listening=args.include_listening,
+                          on_tick=lambda *_: out.flush(), stop=stop, listeners=not args.no_listening,
+                          events=not args.no_events,
                           max_hash_bytes=args.max_hash_bytes, host_id=args.host_id)
         for record in records:
             out.write(json.dumps(record, separators=(",", ":")) + "\n")
@@ -122,8 +127,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _summary(counts: Counter[str], output: str, seconds: float, stopped: bool) -> str:
     where = "stdout" if output == "-" else output
     how = " (stopped early by a signal)" if stopped else ""
-    return (f"agent_local: wrote {counts['connection']} connection, {counts['dns']} dns and {counts['health']} "
-            f"health records to {where} in {seconds:.1f} s{how}")
+    return (f"agent_local: wrote {counts['connection']} connection, {counts['listener']} listener, {counts['dns']} "
+            f"dns and {counts['health']} health records to {where} in {seconds:.1f} s{how}")
 
 
 def run() -> None:

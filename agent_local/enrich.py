@@ -109,6 +109,16 @@ class LinuxFacts:
         self._cache[key] = (facts, now)
         return facts
 
+    def reread(self, pid: int) -> ProcessFacts | None:
+        """Facts read afresh: after an exec the pid and start time stay the same while exe and command line change,
+        so the cached facts of (pid, start) describe the program it was before."""
+        stat = procfs.read_stat(pid, self.root)
+        if stat is None:
+            return None
+        facts = self._read(pid, *stat)
+        self._cache[(pid, stat[2])] = (facts, self._clock())
+        return facts
+
     def _read(self, pid: int, comm: str, ppid: int, start_ticks: int) -> ProcessFacts:
         root = self.root
         exe = procfs.read_exe(pid, root)
@@ -139,8 +149,9 @@ class LinuxFacts:
     def forget_stale(self) -> None:
         """Drop processes not asked about recently (their pids may be reused by someone else)."""
         cutoff = self._clock() - _FORGET_AFTER_S
-        for key in [k for k, (_, used) in self._cache.items() if used < cutoff]:
-            del self._cache[key]
+        # list() copies the items in one step: the event thread may add facts meanwhile (agent_local.events).
+        for key in [k for k, (_, used) in list(self._cache.items()) if used < cutoff]:
+            self._cache.pop(key, None)
         if len(self._parents) > 4 * max(len(self._cache), 256):
             self._parents.clear()
 

@@ -9,6 +9,7 @@ import socket
 import time
 from typing import Any, NamedTuple
 
+from agent_local.direction import is_listening
 from agent_local.enrich import ProcessFacts, PsutilFacts
 from agent_local.hashing import ExeHasher
 from agent_local.netfiles import SocketRow
@@ -36,12 +37,11 @@ def _ip(text: str) -> str:
 class PsutilSnapshotter:
     backend = "psutil"
 
-    def __init__(self, hasher: ExeHasher, *, include_listening: bool = False, track_udp: bool = False) -> None:
+    def __init__(self, hasher: ExeHasher, *, track_udp: bool = False) -> None:
         import psutil
 
         self._psutil = psutil
         self.hasher = hasher
-        self.include_listening = include_listening
         self.track_udp = track_udp
         self.facts = PsutilFacts(hasher)
         self._ticks = 0
@@ -73,11 +73,11 @@ class PsutilSnapshotter:
         return conns, denied
 
     def take(self) -> Snapshot:
-        psutil = self._psutil
         taken_at = time.time()
         conns, denied = self._connections()
         facts_of: dict[int, ProcessFacts | None] = {}
         observations: list[Observation] = []
+        listening: list[Observation] = []
         udp_owners: dict[int, tuple[int, int]] = {}
         for conn in conns:
             protocol = "tcp" if conn.type == socket.SOCK_STREAM else "udp"
@@ -86,24 +86,29 @@ class PsutilSnapshotter:
                 udp_owners[conn.laddr.port] = (-1, pid)
             state = conn.status if protocol == "tcp" else "NONE"
             remote = conn.raddr
-            if not self.include_listening and (state == psutil.CONN_LISTEN or not remote or not remote.port):
-                continue
             local_ip, local_port = (_ip(conn.laddr.ip), conn.laddr.port) if conn.laddr else ("", 0)
             remote_ip, remote_port = (_ip(remote.ip), remote.port) if remote else ("", 0)
             family = "ipv4" if "." in (remote_ip or local_ip) else _FAMILIES.get(conn.family, "ipv4")
             row = SocketRow(protocol, local_ip, local_port, remote_ip, remote_port, family, state or "NONE", -1, -1)
+            if remote_ip and remote_port:
+                out = observations
+            elif is_listening(row):
+                out = listening
+            else:
+                continue  # a TCP socket neither listening nor connected (bound, closed) is no connection
             if pid is not None and pid not in facts_of:
                 facts_of[pid] = self.facts.get(pid)
             facts = facts_of.get(pid) if pid is not None else None
+            # psutil does not show fds, so stdio stays None (not checked).
             if facts is not None:
-                observations.append(Observation(row, facts, None))
+                out.append(Observation(row, facts, None, None, "pid"))
             elif pid is not None:
-                observations.append(Observation(row, None, EXITED))
+                out.append(Observation(row, None, EXITED))
             else:
                 # No owner: a TIME_WAIT socket belongs to nobody any more; anything else, to someone we cannot see.
-                observations.append(Observation(row, None, CLOSED if state == "TIME_WAIT" else HIDDEN))
+                out.append(Observation(row, None, CLOSED if state == "TIME_WAIT" else HIDDEN))
         self._ticks += 1
         if self._ticks % 60 == 0:
             self.facts.forget_stale()
-        return Snapshot(taken_at=taken_at, observations=observations, processes_denied=denied,
+        return Snapshot(taken_at=taken_at, observations=observations, listening=listening, processes_denied=denied,
                         raw_visible=False, udp_owners=udp_owners if self.track_udp else None)

@@ -16,6 +16,7 @@ PROC = "/proc"
 _SOCKET_PREFIX = "socket:["
 _O_DIR = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
 _NO_ACCESS = (errno.EACCES, errno.EPERM)
+_STDIO_FDS = ("0", "1", "2")
 
 
 @dataclass
@@ -29,6 +30,9 @@ class OwnerScan:
     # (pid, fd name, inode) of remembered fds trusted without a readlink before the socket tables were known;
     # OwnerScanner.confirm re-reads those whose socket is gone
     trusted: list[tuple[int, str, int]] = field(default_factory=list)
+    # socket inodes that are fd 0, 1 or 2 of some process: a shell whose stdio is a network socket (reverse shell),
+    # whether it opened the socket itself or inherited it from the parent that holds it
+    stdio: set[int] = field(default_factory=set)
 
 
 def pids(root: str = PROC) -> list[int]:
@@ -130,6 +134,10 @@ class OwnerScanner:
                 os.close(dir_fd)
             if not sockets:
                 continue
+            for name in _STDIO_FDS:
+                inode = sockets.get(name)
+                if inode is not None:
+                    scan.stdio.add(inode)
             # Set algebra in C rather than a Python step per socket: which are shared, which are new owners.
             held = set(sockets.values())
             if len(held) != len(sockets):
@@ -169,6 +177,8 @@ class OwnerScanner:
             new_inode = int(link[8:-1])
             if remembered is not None:
                 remembered[1][name] = new_inode
+            if name in _STDIO_FDS:
+                scan.stdio.add(new_inode)
             holder = scan.owners.get(new_inode)
             if holder is None or pid < holder:
                 scan.owners[new_inode] = pid

@@ -85,9 +85,23 @@ def _process_part(facts: ProcessFacts) -> dict[str, Any]:
     return part
 
 
+def _head(facts: ProcessFacts | None, inode: int, uid: int, base: dict[str, Any],
+          heads: dict[int, dict[str, Any]], unattributed_head: dict[str, Any]) -> dict[str, Any]:
+    """The host and process fields of a record, merged once per process per batch."""
+    if facts is not None:
+        head = heads.get(id(facts))
+        if head is None:
+            head = heads[id(facts)] = {**base, **_process_part(facts)}
+        return head
+    if inode and uid >= 0:
+        # The socket table still says which user owns the socket, even when its process is out of sight.
+        return {**unattributed_head, "username": user_name(uid)}
+    return unattributed_head
+
+
 def connection_records(host: HostInfo, entries: Iterable[Sequence[Any]], collected_at: float) -> list[dict[str, Any]]:
-    """Connection records, one per entry ``[first_seen, last_seen, observations, Observation, ...]``: the socket,
-    its owner's facts, and when and how often it was seen.
+    """Connection records, one per entry ``[first_seen, last_seen, observations, Observation, tick, direction]``:
+    the socket, its owner's facts, which way it goes, and when, how often and how it was seen.
 
     Built in one loop for a whole tick because a tick can finalise tens of thousands of connections at once:
     the host fields are shared and each distinct time is formatted once.
@@ -104,15 +118,7 @@ def connection_records(host: HostInfo, entries: Iterable[Sequence[Any]], collect
         first_seen, last_seen, observations, obs = entry[0], entry[1], entry[2], entry[3]
         facts = obs[1]
         protocol, local_ip, local_port, remote_ip, remote_port, family, state, inode, uid = obs[0]
-        if facts is not None:
-            head = heads.get(id(facts))
-            if head is None:
-                head = heads[id(facts)] = {**base, **_process_part(facts)}
-        elif inode and uid >= 0:
-            # The socket table still says which user owns the socket, even when its process is out of sight.
-            head = {**unattributed_head, "username": user_name(uid)}
-        else:
-            head = unattributed_head
+        head = _head(facts, inode, uid, base, heads, unattributed_head)
         first = times.get(first_seen)
         if first is None:
             first = times[first_seen] = iso(first_seen)
@@ -122,6 +128,24 @@ def connection_records(host: HostInfo, entries: Iterable[Sequence[Any]], collect
         append({**head, "protocol": protocol, "family": family, "local_ip": local_ip, "local_port": local_port,
                 "remote_ip": remote_ip, "remote_port": remote_port, "state": state, "first_seen": first,
                 "last_seen": last, "observations": observations, "remote_hostname": None,
-                "attributed": facts is not None, "direction": "unknown", "seen_by": "snapshot",
-                "attribution": "pid" if facts is not None else None, "stdio": None})
+                "attributed": facts is not None, "direction": entry[5], "seen_by": obs[5],
+                "attribution": obs[4], "stdio": obs[3]})
+    return out
+
+
+def listener_records(host: HostInfo, entries: Iterable[Sequence[Any]], collected_at: float) -> list[dict[str, Any]]:
+    """Listener records (exactly LISTENER_FIELDS), one per entry ``[first_seen, last_seen, observations,
+    Observation, ...]``: who listens on which protocol, address and port, and since when."""
+    base = {"kind": "listener", "host": host.host, "host_id": host.host_id, "os": host.os,
+            "collected_at": iso(collected_at), "source": SOURCE}
+    heads: dict[int, dict[str, Any]] = {}
+    unattributed_head = {**base, **_UNATTRIBUTED_PART}
+    out: list[dict[str, Any]] = []
+    for entry in entries:
+        obs = entry[3]
+        sock, facts = obs[0], obs[1]
+        out.append({**_head(facts, sock.inode, sock.uid, base, heads, unattributed_head),
+                    "protocol": sock.protocol, "family": sock.family, "local_ip": sock.local_ip,
+                    "local_port": sock.local_port, "first_seen": iso(entry[0]), "last_seen": iso(entry[1]),
+                    "observations": entry[2], "attributed": facts is not None})
     return out

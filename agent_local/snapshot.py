@@ -26,12 +26,21 @@ class Observation(NamedTuple):
     sock: SocketRow
     facts: ProcessFacts | None
     unattributed: str | None  # None when attributed, else CLOSED / HIDDEN / EXITED
+    # Whether fd 0, 1 or 2 of some process is this socket (a reverse shell's stdio): None where it was not checked
+    # (the psutil backend, an owner out of sight).
+    stdio: bool | None = None
+    # How the owner was found ("pid": the socket table/fd scan of this tick; an event's "inode", "history"...), and
+    # whether a snapshot or a kernel event saw it.
+    attribution: str | None = None
+    seen_by: str = "snapshot"
 
 
 @dataclass
 class Snapshot:
     taken_at: float  # epoch seconds
     observations: list[Observation]
+    # Listening sockets (TCP LISTEN, UDP bound with no peer): kind "listener" records, and what tells inbound apart.
+    listening: list[Observation] = field(default_factory=list)
     processes_denied: int = 0  # processes whose sockets this user may not inspect
     missing_tables: list[str] = field(default_factory=list)  # socket tables this backend cannot read
     raw_visible: bool = True  # False where the backend cannot list raw sockets at all
@@ -46,7 +55,7 @@ class Snapshotter(Protocol):
     def take(self) -> Snapshot: ...
 
 
-def make_snapshotter(*, include_listening: bool = False, max_hash_bytes: int = DEFAULT_MAX_HASH_BYTES,
+def make_snapshotter(*, max_hash_bytes: int = DEFAULT_MAX_HASH_BYTES,
                      track_udp: bool = False, backend: str | None = None) -> Snapshotter:
     """The snapshotter for this OS: "procfs" on Linux with /proc, else "psutil". ``backend`` forces one."""
     hasher = ExeHasher(max_hash_bytes)
@@ -55,9 +64,9 @@ def make_snapshotter(*, include_listening: bool = False, max_hash_bytes: int = D
     if backend == "procfs":
         from agent_local.linux import ProcfsSnapshotter
 
-        return ProcfsSnapshotter(hasher, include_listening=include_listening, track_udp=track_udp)
+        return ProcfsSnapshotter(hasher, track_udp=track_udp)
     if backend == "psutil":
         from agent_local.portable import PsutilSnapshotter
 
-        return PsutilSnapshotter(hasher, include_listening=include_listening, track_udp=track_udp)
+        return PsutilSnapshotter(hasher, track_udp=track_udp)
     raise ValueError(f"unknown backend {backend!r} (procfs or psutil)")

@@ -21,6 +21,7 @@ from orchestrator.schema import (
     normalise_connection,
     normalise_dns,
     normalise_health,
+    normalise_listener,
 )
 
 
@@ -51,13 +52,18 @@ def test_jsonl_parses_with_the_schema(children, listener, tmp_path):
     assert done.returncode == 0, done.stderr
     records = _lines(out.read_text())
     assert records
-    normalisers = {"connection": normalise_connection, "dns": normalise_dns, "health": normalise_health}
+    normalisers = {"connection": normalise_connection, "listener": normalise_listener, "dns": normalise_dns,
+                   "health": normalise_health}
     for record in records:
         row = normalisers[record["kind"]](record)
         assert row["host"] == "ws01"
         if record["kind"] == "connection":
             assert set(record) == {"kind", *CONNECTION_FIELDS}
             assert record["host_id"] == "ws01" and record["collected_at"].endswith("Z")
+        elif record["kind"] == "listener":
+            assert set(record) == {"kind", *LISTENER_FIELDS}
+    [ours] = [r for r in records if r["kind"] == "listener" and r["local_port"] == listener.port]
+    assert (ours["pid"], ours["protocol"], ours["local_ip"]) == (os.getpid(), "tcp", "127.0.0.1")
     mine = one_connection(records, port, listener.port)
     row = normalise_connection(mine)
     assert row["pid"] == child.pid and 2 <= row["observations"] <= 3 and row["attributed"] is True

@@ -53,7 +53,7 @@ def test_observations_counted_over_the_duration(children, listener):
     ticks: list[tuple[float, int]] = []
     records = list(agent_local.collect(1.0, 0.2, on_tick=lambda elapsed, n: ticks.append((elapsed, n))))
     record = one_connection(records, port, listener.port)
-    assert 3 <= record["observations"] == len(ticks) <= 6
+    assert 3 <= record["observations"] == len(ticks) <= 8  # ticks are jittered +/-25 % around 0.2 s
     assert 0.6 <= _t(record["last_seen"]) - _t(record["first_seen"]) <= 1.3
     assert all(n >= 2 for _, n in ticks)  # our connection, both ends
     assert [e for e, _ in ticks] == sorted(e for e, _ in ticks)
