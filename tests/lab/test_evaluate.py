@@ -103,7 +103,13 @@ def test_benign_servers_and_their_clients_are_placed_apart() -> None:
     admin = next(r for r in scenarios.placement(hosts)["ws02"] if r.name == "admin_ssh")
     assert admin.args == ("--name", "10.66.0.16", "--interactive")
     # The operator connects in to the bind shell's host and port.
-    assert scenarios.operators(len(hosts))[0].args == ("--target", "10.66.0.16:31337", "--source", "198.51.100.66")
+    bind, exploit = scenarios.operators(len(hosts))
+    assert bind.args == ("--target", "10.66.0.16:31337", "--source", "198.51.100.66")
+    # The web shell's operator sends its injection to the apache2 on ws08, whose CGI path the role is told.
+    assert exploit.args[:4] == ("--target", "10.66.0.18:80", "--source", "198.51.100.66")
+    assert exploit.args[5].startswith(scenarios.VULNERABLE_CGI + "?")
+    apache = next(r for r in scenarios.placement(hosts)["ws08"] if r.name == "web_shell")
+    assert apache.args[-2:] == ("--vulnerable", scenarios.VULNERABLE_CGI)
 
 
 def test_a_bind_shell_is_found_by_its_listening_port() -> None:
