@@ -105,7 +105,8 @@ class _Exec:
 
 
 class EventWatcher:
-    """Runs the event thread; ``drain`` hands over ended connections, ``finish`` stops it and hands the rest."""
+    """Runs the event thread; ``drain`` hands over ended connections, ``stop`` ends the thread, and
+    ``drain(..., final=True)`` then hands over the rest."""
 
     def __init__(self, hasher: ExeHasher, *, poll: float = 0.01, idle_poll: float = 0.25, burst: float = 10.0,
                  hold: float = 30.0, proc_root: str = procfs.PROC, facts: LinuxFacts | None = None) -> None:
@@ -318,6 +319,10 @@ class EventWatcher:
             self._inodes.pop(self._alive.pop(t5).inode, None)
         for pid in [pid for pid, e in self._execs.items() if e.exit_at is not None and e.exit_at < now - _EXEC_KEEP_S]:
             del self._execs[pid]
+        if len(self._execs) > 10_000:  # exits whose notice was lost (receive buffer overrun): forget the gone
+            for pid in [pid for pid, e in self._execs.items()
+                        if e.exit_at is None and not os.path.exists(f"{self.proc_root}/{pid}")]:
+                del self._execs[pid]
         if len(self._history) > 100_000:
             self._history.clear()
 
