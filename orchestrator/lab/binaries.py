@@ -14,7 +14,7 @@ from pathlib import Path
 from orchestrator.lab import scenarios
 
 # Directories the lab may create for its binaries and files; removed at teardown when empty.
-_OWNED_DIRS = ("/opt/connhunt-lab", "/tmp/.svc", "/dev/shm/.x", "/var/tmp/.p", "/var/tmp/.q")
+_OWNED_DIRS = ("/opt/connhunt-lab", "/tmp/.svc", "/dev/shm/.x", "/var/tmp/.p", "/var/tmp/.q", "/tmp/.n")
 
 
 def interpreter() -> Path:

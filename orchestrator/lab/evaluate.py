@@ -1,10 +1,10 @@
 """Judge a hunt report against the lab's ground truth: per scenario found/technique/risk/rank, precision, recall.
 
 A finding matches a truth pair when host and process path agree and the destination does (same remote IP, or the
-same domain, or for the scan a T1046 finding on the scanner). A finding on a malicious process that matches none of
-its truth destinations (say, the miner's lookup of its pool) is neither a hit nor a false alarm: it is "related";
-so is a socket the collector could not attribute (TIME_WAIT after the process closed it) on a malicious host to a
-malicious destination — it is the attack's own traffic.
+same domain, or for the scan a T1046 finding on the scanner, or for a bind shell its own listening port). A finding
+on a malicious process that matches none of its truth destinations (say, the miner's lookup of its pool) is neither
+a hit nor a false alarm: it is "related"; so is a socket the collector could not attribute (TIME_WAIT after the
+process closed it) on a malicious host to a malicious destination — it is the attack's own traffic.
 """
 
 from __future__ import annotations
@@ -79,6 +79,8 @@ def _program(finding: dict[str, Any]) -> str | None:
 def matches(finding: dict[str, Any], truth: TruthPair) -> bool:
     if finding.get("host") != truth.host or _program(finding) != truth.process_path:
         return False
+    if truth.local_port is not None:
+        return finding.get("destination") == f"port {truth.local_port} (inbound)"
     if truth.remote_range:
         return "T1046" in _techniques(finding) or _in_range(finding.get("remote_ip"), truth.remote_range)
     if truth.remote_ip and finding.get("remote_ip") == truth.remote_ip:
@@ -94,7 +96,7 @@ def ranked(findings: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def evaluate(report: dict[str, Any], truth: list[TruthPair]) -> Evaluation:
     findings = ranked(list(report.get("findings") or []))
     rank_of = {id(f): i + 1 for i, f in enumerate(findings)}
-    malicious_processes = {(t.host, t.process_path) for t in truth}
+    malicious_processes = {(t.host, path) for t in truth for path in (t.process_path, *t.related)}
 
     results = []
     for pair in truth:

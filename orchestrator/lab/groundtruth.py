@@ -20,11 +20,13 @@ class TruthPair:
     remote_port: int | None
     domain: str | None
     remote_range: str | None
+    local_port: int | None = None  # a listener on the host itself (a bind shell)
+    related: tuple[str, ...] = ()  # other programs of the attack on this host (see Role.related)
 
 
 def pairs(placement: dict[str, list[Role]]) -> list[TruthPair]:
-    return [TruthPair(host, role.binary, role.scenario or "", role.techniques[0], role.techniques, d.remote_ip,
-                      d.remote_port, d.domain, d.remote_range)
+    return [TruthPair(host, role.program, role.scenario or "", role.techniques[0], role.techniques, d.remote_ip,
+                      d.remote_port, d.domain, d.remote_range, d.local_port, role.related)
             for host, roles in placement.items() for role in roles if role.malicious for d in role.destinations]
 
 
@@ -33,4 +35,5 @@ def write(path: Path, truth: list[TruthPair]) -> None:
 
 
 def read(path: Path) -> list[TruthPair]:
-    return [TruthPair(**{**row, "techniques": tuple(row["techniques"])}) for row in json.loads(path.read_text())]
+    return [TruthPair(**{**row, "techniques": tuple(row["techniques"]), "related": tuple(row.get("related", ()))})
+            for row in json.loads(path.read_text())]

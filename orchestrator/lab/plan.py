@@ -35,11 +35,23 @@ POOL_SERVER = "203.0.113.77"
 POOL_PORT = 3333
 ATTACKER_NS = "198.51.100.53"
 ICMP_PEER = "198.51.100.99"
+# The operator's box: it catches reverse shells (a handler per port) and connects in to bind shells.
+OPERATOR = "198.51.100.66"
+BASH_SHELL_PORT = 9001  # bash /dev/tcp reverse shell
+PTY_SHELL_PORT = 1234  # python pty.spawn reverse shell
+WEB_SHELL_PORT = 443  # the web server user's shell blends in on 443: only its stdio gives it away
+BIND_SHELL_PORT = 31337  # where the bind shell listens on its host
 
 # Internal servers (the "srv" namespace): some ports open, the rest closed (RST).
 FILE_SERVER = "10.66.1.10"
 JUMP_HOST = "10.66.1.20"
 INTRANET = "10.66.1.30"
+# A compromised internal server relaying C2 (T1090 internal proxy): the LOLBin's channel and the implant's session.
+INTERNAL_RELAY = "10.66.1.44"
+RELAY_PORT = 8444
+IMPLANT_PORT = 8081
+DB_SERVER = "10.66.1.50"  # PostgreSQL
+DB_PORT = 5432
 
 EXFIL_DOMAIN = "t.example.net"
 POOL_NAME = "pool.example.net"
@@ -80,6 +92,7 @@ INET_LISTENERS: tuple[Listener, ...] = (
     Listener("c2", C2_SERVER, C2_PORT),
     Listener("stratum", POOL_SERVER, POOL_PORT),
     Listener("ntp", NTP_SERVER, 123, "udp"),
+    *(Listener("shell_handler", OPERATOR, port) for port in (BASH_SHELL_PORT, PTY_SHELL_PORT, WEB_SHELL_PORT)),
 )
 
 SRV_LISTENERS: tuple[Listener, ...] = (
@@ -89,11 +102,14 @@ SRV_LISTENERS: tuple[Listener, ...] = (
     Listener("ssh", JUMP_HOST, 22),
     Listener("web", INTRANET, 80),
     Listener("web", INTRANET, 443),
+    Listener("c2", INTERNAL_RELAY, RELAY_PORT),
+    Listener("session", INTERNAL_RELAY, IMPLANT_PORT),
+    Listener("session", DB_SERVER, DB_PORT),
 )
 
 INET_ADDRESSES: tuple[str, ...] = (*WEB_HOSTS, NTP_SERVER, UPDATE_SERVER, METRICS_SERVER, C2_SERVER, POOL_SERVER,
-                                   ATTACKER_NS, ICMP_PEER)
-SRV_ADDRESSES: tuple[str, ...] = (FILE_SERVER, JUMP_HOST, INTRANET)
+                                   ATTACKER_NS, ICMP_PEER, OPERATOR)
+SRV_ADDRESSES: tuple[str, ...] = (FILE_SERVER, JUMP_HOST, INTRANET, INTERNAL_RELAY, DB_SERVER)
 
 
 def host_names(count: int) -> list[str]:

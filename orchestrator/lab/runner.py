@@ -138,6 +138,7 @@ class Lab:
         collectors = self._start_collectors(seconds + COLLECTOR_GRACE) if self.config.collect else []
         time.sleep(1.5)  # let the collectors take their first snapshot before the traffic starts
         roles = self._start_roles(placement, seconds)
+        roles += self._start_operators(seconds)
         self.log(f"{len(roles)} role processes running; {len(truth)} malicious pairs in the ground truth")
         self._watch(roles, seconds)
         still = self.procs.wait(collectors, COLLECTOR_GRACE + 60)
@@ -206,6 +207,13 @@ class Lab:
                 spawned.append(self.procs.spawn(self.topology.ns(host), f"{host}-{role.name}", argv, env=env,
                                                 cwd=Path("/")))
         return spawned
+
+    def _start_operators(self, seconds: float) -> list[Spawned]:
+        """The attacker's own processes on the operator's box: they wait for the shells they connect to."""
+        return [self.procs.spawn(self.topology.inet, op.name,
+                                 [sys.executable, str(ROLES_DIR / op.script), "--duration", f"{seconds:.1f}",
+                                  *op.args], cwd=Path("/"))
+                for op in scenarios.operators(len(self.hosts))]
 
     def _watch(self, roles: list[Spawned], seconds: float) -> None:
         """Wait out the traffic, reporting roles that die early (a lab bug, not a detection result)."""

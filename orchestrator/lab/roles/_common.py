@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import signal
 import socket
@@ -89,3 +90,39 @@ def tcp_exchange(addr: str, port: int, payload: bytes, *, hold: float = 0.0, tim
             return reply
     except OSError:
         return b""
+
+
+def drop_privileges(user: str) -> None:
+    """Become ``user`` for good (group first), the way a service drops root after binding its port."""
+    import pwd
+
+    entry = pwd.getpwnam(user)
+    os.setgroups([])
+    os.setgid(entry.pw_gid)
+    os.setuid(entry.pw_uid)
+    os.environ["HOME"] = entry.pw_dir
+
+
+def connect_when_listening(addr: str, port: int, deadline: float, timeout: float = 5.0,
+                           source: str | None = None) -> socket.socket | None:
+    """Connect once the peer listens (retrying each second, never past the deadline); None if it never did."""
+    for _ in ticks(deadline):
+        try:
+            return socket.create_connection((addr, port), timeout=timeout,
+                                            source_address=(source, 0) if source else None)
+        except OSError:
+            if not sleep_until(deadline, 1.0):
+                return None
+    return None
+
+
+# A home of the lab's own for the shells it starts as root: `bash -i` reads ~/.bashrc, and the machine's own (root's
+# pyenv/cargo setup) must neither run nor be touched by the lab. Under the lab root, so teardown removes it.
+LAB_HOME = "/opt/connhunt-lab/root"
+
+
+def lab_shell_home() -> str:
+    """Point HOME at the lab's own home (created empty) for this process and the shells it starts."""
+    os.makedirs(LAB_HOME, exist_ok=True)
+    os.environ["HOME"] = LAB_HOME
+    return LAB_HOME

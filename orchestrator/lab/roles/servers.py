@@ -1,4 +1,5 @@
-"""The lab's servers: web (keep-alive HTTP), C2, SSH-like, stratum mining pool and NTP, all in one asyncio process.
+"""The lab's servers: web (keep-alive HTTP), C2, SSH-like, stratum pool, NTP, a reverse-shell handler and a generic
+request/reply session (database, implant relay), all in one asyncio process.
 
 Run inside a server namespace with listeners like ``web@203.0.113.10:443/tcp``; exits by itself at --duration.
 """
@@ -59,6 +60,31 @@ async def ssh(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Non
         await writer.drain()
 
 
+# What the operator types into a caught shell: read-only look-arounds, never anything that changes the machine.
+SHELL_COMMANDS = (b"id\n", b"uname -a\n", b"pwd\n", b"echo $$\n", b"ls -d /tmp\n")
+
+
+async def shell_handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A reverse-shell handler (nc -lvnp style): keeps the session and types a command every 6-10 s."""
+    for i in range(10_000):
+        writer.write(SHELL_COMMANDS[i % len(SHELL_COMMANDS)])
+        await writer.drain()
+        await _read(reader, timeout=5)
+        if reader.at_eof():
+            return
+        await asyncio.sleep(random.uniform(6, 10))
+
+
+async def session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """One short reply per request on a held connection (a database, an implant's relay)."""
+    for _ in range(100_000):
+        data = await _read(reader)
+        if not data:
+            return
+        writer.write(b"OK " + str(len(data)).encode() + b"\n")
+        await writer.drain()
+
+
 async def stratum(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     """A minimal stratum pool: answers subscribe/authorize/login/submit and pushes a new job every 10 s."""
 
@@ -110,7 +136,7 @@ class Ntp(asyncio.DatagramProtocol):
             self.transport.sendto(reply, addr)  # type: ignore[attr-defined]
 
 
-HANDLERS = {"web": web, "c2": c2, "ssh": ssh, "stratum": stratum}
+HANDLERS = {"web": web, "c2": c2, "ssh": ssh, "stratum": stratum, "shell_handler": shell_handler, "session": session}
 
 
 async def _guarded(handler, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:  # type: ignore[no-untyped-def]
