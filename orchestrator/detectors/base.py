@@ -51,6 +51,8 @@ SELECT *, {DESTINATION_SQL} AS destination, {NAME_SQL} AS name FROM (
            min(state) FILTER (WHERE starts_with(state, 'PROTO_')) AS raw_state,
            min(first_seen) AS first_seen, max(last_seen) AS last_seen,
            bool_or(attributed) AS attributed, bool_or(coalesce(stdio, false)) AS stdio,
+           -- rows whose owner the socket table or a live dump named (not a guess from history or an exit)
+           count(*) FILTER (WHERE attribution IN ('pid', 'inode')) AS owner_seen,
            min(remote_hostname) AS remote_hostname
     FROM classified WHERE direction <> 'inbound'
     GROUP BY host, process_identity, protocol, remote_ip, remote_port)

@@ -37,5 +37,7 @@ class NeverTalk(Detector):
         sql = """
             SELECT host, process_identity, destination, remote_ip, remote_port, 'silent_program' AS reason,
                    6.0 AS weight, MAP {'program': name, 'destination': destination} AS facts
-            FROM pairs WHERE protocol <> 'raw' AND name IN (SELECT name FROM silent_programs)"""
+            FROM pairs WHERE protocol <> 'raw' AND name IN (SELECT name FROM silent_programs)
+              -- a socket credited by a guess (the process that exited as it closed) is no proof of injection
+              AND owner_seen > 0"""
         return sql, {}

@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 
 from orchestrator.detectors.base import Context, Detector, values_table
 from orchestrator.detectors.lolbin import LOLBINS, ODD_DIRS
+from orchestrator.detectors.never_talk import SILENT_PROGRAMS
 
 # Default listeners/callbacks of common C2 frameworks, RATs and bind/reverse shells
 # (Metasploit 4444/4445, Cobalt Strike 50050, Sliver 31337/8888, Havoc 40056, Empire/others 1337/7443,
@@ -70,6 +71,7 @@ class NonstandardPort(Detector):
     def query(self, ctx: Context) -> tuple[str, list[Any]]:
         values_table(ctx.con, "c2_ports", "port INTEGER, known_as VARCHAR", C2_PORTS.items())
         values_table(ctx.con, "lolbin_names", "name VARCHAR", ((n,) for n in LOLBINS))
+        values_table(ctx.con, "silent_names", "name VARCHAR", ((n,) for n in SILENT_PROGRAMS))
         values_table(ctx.con, "expected_ports", "name VARCHAR, ports INTEGER[]",
                      ((name, sorted(ports)) for name, ports in EXPECTED_PORTS.items()))
         # Strongest first: a known C2 port, a well-known program off its ports, an uncommon port outside.
@@ -79,6 +81,7 @@ class NonstandardPort(Detector):
                    CASE WHEN p.internal AND NOT list_contains($internal_services, p.remote_port)
                              AND p.remote_port < 49152
                              AND (p.name IN (SELECT name FROM lolbin_names)
+                                  OR p.name IN (SELECT name FROM silent_names)
                                   OR regexp_matches(lower(coalesce(p.process_path, '')), $odd)) THEN 'lateral'
                         WHEN c.port IS NOT NULL AND list_contains($ambiguous, c.port) THEN 'ambiguous_c2_port'
                         WHEN c.port IS NOT NULL THEN 'c2_port'
@@ -88,6 +91,7 @@ class NonstandardPort(Detector):
                              AND p.remote_port < 49152 THEN 'uncommon_external' END AS reason,
                    c.known_as, e.ports AS expected, p.name,
                    CASE WHEN p.name IN (SELECT name FROM lolbin_names) THEN 'a LOLBin'
+                        WHEN p.name IN (SELECT name FROM silent_names) THEN 'a program that never talks'
                         ELSE 'from a writable location' END AS why
             FROM pairs p
             LEFT JOIN c2_ports c ON c.port = p.remote_port

@@ -194,3 +194,13 @@ def test_connections_in_collections_hours_apart_are_not_a_beacon(jsonl) -> None:
               for n, r in enumerate(records)]
     report = _report(jsonl, steady, Config(beacon_min_connections=6))
     assert any(c.detector == "beacon" for f in report.findings for c in f.contributions)
+
+
+def test_a_silent_program_credited_only_by_a_guess_is_not_called_injected(jsonl) -> None:
+    guessed = connection(pid=94, process_name="sleep", process_path="/usr/bin/sleep", remote_ip="10.20.0.7",
+                         remote_port=80, attribution="exec-cache", seen_by="event")
+    report = _report(jsonl, [guessed])
+    assert not any(c.detector == "never_talk" for f in report.findings for c in f.contributions)
+    seen = _report(jsonl, [dict(guessed, attribution="pid", seen_by="snapshot", remote_port=8081)])
+    finding = _only(seen, process_name="sleep")
+    assert finding.risk == "Critical" and {"T1055", "T1021"} <= set(finding.techniques)
