@@ -16,6 +16,7 @@ from orchestrator.lab.netns import list_namespaces
 from orchestrator.lab.runner import LabConfig, run_lab
 from orchestrator.lab.score import score_files, write_hunt_config
 from tests.lab.conftest import needs_agent, needs_netns
+from tests.lab.rules_check import check_rules_match_lab_events
 
 pytestmark = [pytest.mark.netns, pytest.mark.lab, needs_netns, needs_agent]
 
@@ -40,3 +41,6 @@ def test_short_lab_meets_detection_targets(tmp_path: Path) -> None:
     assert evaluation.recall == 1.0, evaluation.failures
     assert evaluation.benign_alarms == (), evaluation.failures
     assert evaluation.targets_met, evaluation.failures
+    # issue 12: the findings' Sigma rules, as SQL over the lab's own events, select exactly what they came from
+    malicious = {t.process_path for t in truth} | {p for t in truth for p in t.related}
+    assert check_rules_match_lab_events(report, result.agent_files, malicious) >= 3
