@@ -50,6 +50,13 @@ def read_velociraptor_zip(path: Path, *, skip_bad: bool = False, on_skip: OnSkip
         raise InputError(f"{path}: not a readable zip (truncated or damaged?): {exc}") from None
     with archive:
         names = archive.namelist()
+        # A zip re-packed on a Mac carries AppleDouble sidecars (__MACOSX/, ._name) beside every member: metadata,
+        # not rows. Skipped and counted; anything else that is not a results member (a README) is never read.
+        stray = [n for n in names if n.startswith("__MACOSX/") or n.rsplit("/", 1)[-1].startswith("._")]
+        if stray:
+            health.note(path.stem, "stray_members", "macOS AppleDouble members (__MACOSX/, ._*) skipped",
+                        len(stray))
+            names = [n for n in names if n not in set(stray)]
         results = [name for name in names if _result_name(name) is not None]
         if not results:
             if any(name.rsplit("/", 1)[-1] == "data.zip" for name in names):

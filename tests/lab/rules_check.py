@@ -28,6 +28,7 @@ def lab_events(agent_files: list[Path]) -> list[dict[str, Any]]:
 def check_rules_match_lab_events(report: dict[str, Any], agent_files: list[Path], malicious_paths: set[str]) -> int:
     """Assert the acceptance for every High/Critical outbound finding with an address; returns how many checked."""
     events = lab_events(agent_files)
+    by_number = {e["event"]: e for e in events}
     checked = 0
     for finding in report["findings"]:
         facts = FindingFacts.from_dict(finding)
@@ -44,6 +45,6 @@ def check_rules_match_lab_events(report: dict[str, Any], agent_files: list[Path]
                     and e["DestinationIp"] == facts.remote_ip and e["DestinationPort"] == facts.remote_port
                     and e["Initiated"] == "true"}
         assert selected == expected and expected, (finding["hunt_id"], finding["destination"], query.query)
-        assert {events[i]["Image"] for i in selected} <= malicious_paths, finding["hunt_id"]
+        assert {by_number[i]["Image"] for i in selected} <= malicious_paths, finding["hunt_id"]
         checked += 1
     return checked

@@ -83,6 +83,16 @@ def test_connhunt_netstat_rows_and_host_from_client_info(tmp_path: Path) -> None
     assert health(records) == {"other_os_source": 2}
 
 
+def test_stray_macos_members_and_a_readme_are_skipped_with_a_note(tmp_path: Path) -> None:
+    sidecar = b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        "  # an AppleDouble header: not JSON rows
+    path = make_zip(tmp_path / "web-2.zip", {"Custom.Connhunt.Netstat/Linux": [schema_row()]}, extra={
+        "__MACOSX/results/._Custom.Connhunt.Netstat%2FLinux.json": sidecar, "results/._extra.json": sidecar,
+        "README.txt": b"collected by the night shift\n"})
+    name, records = read(path)
+    assert [r["pid"] for r in rows(records, "connection")] == [4242]
+    assert health(records) == {"stray_members": 2}
+
+
 def test_identical_sources_are_read_once_when_the_os_is_unknown(tmp_path: Path) -> None:
     row = schema_row()
     path = make_zip(tmp_path / "web-2.zip", {f"Custom.Connhunt.Netstat/{s}": [row] for s in ("Linux", "Windows")},
