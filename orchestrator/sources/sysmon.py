@@ -80,7 +80,9 @@ def json_event(value: Any) -> WinEvent:
         computer = event.get("Computer")
         provider = event.get("Provider")
         logged = event.get("EventTime")
-    return WinEvent(number, host_of(computer), _provider(provider), logged, event_data(event.get("EventData")))
+    # Events without EventData (1102 "log cleared" carries UserData) are judged by their ID like any other: an
+    # event this reader does not map is counted and skipped, a mapped one without its fields is a located error.
+    return WinEvent(number, host_of(computer), _provider(provider), logged, event_data(event.get("EventData") or {}))
 
 
 def _evtxecmd(value: Mapping[str, Any]) -> WinEvent:

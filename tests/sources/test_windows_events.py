@@ -18,7 +18,7 @@ from orchestrator.errors import InputError
 from orchestrator.sources import read_any, sniff
 from orchestrator.sources.windows_events import query_answers, sha256_of
 from tests.conftest import run_connhunt
-from tests.sources.helpers import DATA, health, one_line_error, read, score_json
+from tests.sources.helpers import DATA, health, one_line_error, read, rows, score_json
 from tests.sources.windows_scenario import EVENTS, EXPECTED_HEALTH, HOST, SECURITY, expected_rows, row_order
 
 WINDOWS = DATA / "windows"
@@ -258,3 +258,14 @@ def test_wfp_direction_that_is_neither_is_a_located_error(tmp_path: Path) -> Non
     path.write_text(json.dumps({**json.loads(line), "Direction": "%%14599"}) + "\n")
     error = one_line_error(run_connhunt("score", str(path)), f"{path}:1: ")
     assert "field 'Direction' must be %%14592, %%14593, Inbound or Outbound, got '%%14599'" in error
+
+
+def test_a_real_security_log_starting_with_a_log_cleared_event_is_read() -> None:
+    """From a public capture: event 1102 has UserData and no EventData; it is counted, and the 5156 rows read."""
+    name, records = read(WINDOWS / "real_security_1102_5156.jsonl")
+    connections = rows(records, "connection")
+    assert connections and all(r["source"] == "wfp" for r in connections)
+    assert connections[0]["process_identity"] == "\\device\\harddiskvolume1\\windows\\system32\\svchost.exe"
+    assert (connections[0]["remote_ip"], connections[0]["remote_port"], connections[0]["protocol"]) == (
+        "ff02::1:2", 547, "udp")
+    assert health(records)["other_security_events"] == 1
