@@ -71,8 +71,9 @@ def test_monitor_window_gives_the_hunt_beacon_timing(velociraptor, beacon: Plant
         enabled = run_cli("monitor", "enable", "--api-config", config, "--interval", "1", "--batch-wait", "2",
                           tmp=tmp_path)
         assert enabled.returncode == 0, enabled.stderr
-        again = run_cli("monitor", "enable", "--api-config", config, "--interval", "1", "--batch-wait", "2",
-                        tmp=tmp_path)
+        # notes ("already enabled") reach a non-terminal stderr only with --verbose
+        again = run_cli("--verbose", "monitor", "enable", "--api-config", config, "--interval", "1", "--batch-wait",
+                        "2", tmp=tmp_path)
         assert again.returncode == 0 and "already enabled" in again.stderr, again.stderr
         with api.connect(config) as client:
             assert monitor.installed(client) == ["all"]
@@ -172,7 +173,8 @@ def test_monitor_enable_touches_only_its_own_entry(velociraptor, tmp_path: Path)
                          {"Label": label})
     assert {label: _group_specs(after, label) for label in others} == others
     assert _group_specs(after, "connhunt-alone") is None, after
-    missing = run_cli("monitor", "disable", "--api-config", config, "--label", "connhunt-nowhere", tmp=tmp_path)
+    missing = run_cli("--verbose", "monitor", "disable", "--api-config", config, "--label", "connhunt-nowhere",
+                      tmp=tmp_path)
     assert missing.returncode == 0 and "was not enabled" in missing.stderr
     with api.connect(config) as client:
         assert _group_specs(monitor._get_table(client), "connhunt-nowhere") is None
