@@ -18,7 +18,7 @@ from typing import Any
 
 from orchestrator.schema import SchemaError, normalise_connection, normalise_dns
 from orchestrator.sources.base import Health, OnSkip, Record, windows_basename
-from orchestrator.sources.export import field, read_export
+from orchestrator.sources.export import field, first_record, read_export
 from orchestrator.sources.sysmon import ip_answers
 
 SOURCE = "elastic"
@@ -39,13 +39,7 @@ def sniff(first: Any) -> bool:
 
 
 def _first_doc(first: Any) -> Any:
-    if isinstance(first, list):
-        first = first[0] if first else None
-    try:
-        items = unwrap(first)
-    except SchemaError:
-        return None
-    return _source(items[0]) if items else _source(first)
+    return _source(first_record(first, unwrap))
 
 
 def unwrap(value: Any) -> list[Any] | None:

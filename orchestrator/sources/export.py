@@ -214,3 +214,15 @@ def read_export(path: Path, *, source: str, convert: Convert, unwrap: Unwrap | N
     if not read:
         raise InputError(f"{path}: no valid record" + (f" ({failed} unreadable)" if failed else " (empty file)"))
     yield from health.records()
+
+
+def first_record(first: Any, unwrap: Callable[[Any], list[Any] | None]) -> Any:
+    """The first record of a sniffed export: the first item of a JSON array, then the first record of an API
+    response that ``unwrap`` opens (or the value itself when it is a record); None when the response is malformed."""
+    if isinstance(first, list):
+        first = first[0] if first else None
+    try:
+        items = unwrap(first)
+    except SchemaError:
+        return None
+    return items[0] if items else first

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 from orchestrator.schema import SchemaError, normalise_connection, normalise_dns, normalise_listener
 from orchestrator.sources.base import Health, OnSkip, Record, blank_to_none, windows_basename
-from orchestrator.sources.export import read_export
+from orchestrator.sources.export import first_record, read_export
 from orchestrator.sources.sysmon import ip_answers
 
 SOURCE = "mde"
@@ -60,13 +60,7 @@ def sniff_csv_header(header: str) -> bool:
 
 
 def _first_row(first: Any) -> Any:
-    if isinstance(first, list):
-        first = first[0] if first else None
-    try:
-        items = unwrap(first)
-    except SchemaError:
-        return None
-    row = items[0] if items else first
+    row = first_record(first, unwrap)
     return row["properties"] if isinstance(row, Mapping) and isinstance(row.get("properties"), Mapping) else row
 
 
