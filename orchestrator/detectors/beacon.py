@@ -21,71 +21,66 @@ SERVICE_SCALE = 0.5
 # Intervals shorter than this are one burst, not two check-ins.
 MIN_INTERVAL_S = 0.2
 
-# Starts of each pair (distinct first_seen), the intervals between them, and the host's unwatched spans.
+# Starts of each pair (distinct first_seen), the windows the host was watched in, and the intervals inside them.
+# Series are numbered (``pair``) so that every window, sort and join below works on one integer, not five keys.
 BEACON_STATS_SQL = """
-WITH eligible AS (
+WITH eligible AS MATERIALIZED (
     -- pairs with enough connections to be a series at all: every later step reads only their rows
-    SELECT host, process_identity, protocol, remote_ip, remote_port FROM pairs
+    SELECT row_number() OVER (ORDER BY host, process_identity, protocol, remote_ip, remote_port) AS pair, host, process_identity, protocol, remote_ip, remote_port FROM pairs
     WHERE protocol <> 'raw' AND connections >= $min_connections
 ), starts AS (
-    SELECT DISTINCT f.host, f.process_identity, f.protocol, f.remote_ip, f.remote_port, epoch(f.first_seen) AS t
-    FROM flows f SEMI JOIN eligible e USING (host, process_identity, protocol, remote_ip, remote_port)
+    SELECT DISTINCT e.pair, e.host, epoch(f.first_seen) AS t
+    -- the stored rows: the pairs already passed the peer filter and the allowlist
+    FROM connections f JOIN eligible e USING (host, process_identity, protocol, remote_ip, remote_port)
     WHERE f.first_seen IS NOT NULL AND f.direction <> 'inbound'
 ), series AS (
-    SELECT host, process_identity, protocol, remote_ip, remote_port FROM starts GROUP BY ALL
-    HAVING count(*) >= $min_connections
-), host_times AS (
-    -- when each host was watched: its collection times (every tick of a collector) and the starts themselves
-    SELECT DISTINCT host, t FROM (
+    SELECT pair, host FROM starts GROUP BY pair, host HAVING count(*) >= $min_connections
+), watched AS (
+    -- when each host was watched: its collection times (every tick of a collector) and the starts themselves,
+    -- kept as the first and last time per span of $gap seconds: only between two spans can a gap lie
+    SELECT host, floor(t / $gap) AS span, min(t) AS first, max(t) AS last FROM (
         SELECT host, floor(epoch(collected_at)) AS t FROM connections
         WHERE collected_at IS NOT NULL AND host IN (SELECT host FROM series)
         UNION ALL SELECT host, floor(t) FROM starts)
-), gaps AS (
-    SELECT host, prev AS gap_start, t AS gap_end FROM (
-        SELECT host, t, lag(t) OVER (PARTITION BY host ORDER BY t) AS prev FROM host_times)
-    WHERE t - prev > $gap
-), raw_intervals AS (
-    SELECT s.*, s.t - lag(s.t) OVER (PARTITION BY s.host, s.process_identity, s.protocol, s.remote_ip, s.remote_port
-                                     ORDER BY s.t) AS d,
-           lag(s.t) OVER (PARTITION BY s.host, s.process_identity, s.protocol, s.remote_ip, s.remote_port
-                          ORDER BY s.t) AS prev_t
-    FROM starts s SEMI JOIN series e USING (host, process_identity, protocol, remote_ip, remote_port)
-), segmented AS (
-    -- the collection window an interval lies in: the host's gaps that ended before it started / before it ended
-    SELECT i.host, i.process_identity, i.protocol, i.remote_ip, i.remote_port, i.d, i.t,
-           count(g.gap_end) FILTER (WHERE g.gap_end <= i.prev_t) AS seg_start, count(g.gap_end) AS seg_end
-    FROM raw_intervals i LEFT JOIN gaps g ON g.host = i.host AND g.gap_end <= ceil(i.t)
-    WHERE i.d >= $min_interval
-    GROUP BY i.host, i.process_identity, i.protocol, i.remote_ip, i.remote_port, i.d, i.t, i.prev_t
+    GROUP BY host, span
+), sessions AS (
+    -- a host's collection windows: a new one opens after more than $gap seconds with no row from the host
+    SELECT host, span, sum(opens::INTEGER) OVER (PARTITION BY host ORDER BY span) AS session FROM (
+        SELECT host, span, coalesce(first - lag(last) OVER (PARTITION BY host ORDER BY span) > $gap, true) AS opens
+        FROM watched)
+), placed AS (
+    SELECT s.pair, s.t, w.session
+    FROM starts s SEMI JOIN series USING (pair)
+    JOIN sessions w ON w.host = s.host AND w.span = floor(floor(s.t) / $gap)
 ), intervals AS (
-    -- an interval across a gap is no interval; a window needs a few check-ins of its own to show a rhythm
-    SELECT * FROM segmented WHERE seg_start = seg_end
-    QUALIFY count(*) OVER (PARTITION BY host, process_identity, protocol, remote_ip, remote_port, seg_end) >= 3
+    -- an interval across a gap is no interval (lag within a window); a window needs a few check-ins of its own
+    SELECT pair, d FROM (SELECT pair, session, t - lag(t) OVER (PARTITION BY pair, session ORDER BY t) AS d
+                         FROM placed)
+    WHERE d >= $min_interval
+    QUALIFY count(*) OVER (PARTITION BY pair, session) >= 3
 ), counted AS (
-    SELECT host, process_identity, protocol, remote_ip, remote_port, count(*) AS n, median(d) AS period
-    FROM intervals GROUP BY ALL HAVING count(*) >= 3
+    SELECT pair, count(*) AS n, median(d) AS period FROM intervals GROUP BY pair HAVING count(*) >= 3
 ), folded AS (
     -- a whole multiple of the period is a missed check-in: fold it back onto the period
-    SELECT i.host, i.process_identity, i.protocol, i.remote_ip, i.remote_port, c.n, c.period,
+    SELECT i.pair, c.n, c.period,
            CASE WHEN round(i.d / c.period) >= 2 AND abs(i.d / c.period - round(i.d / c.period))
                      <= 0.25 * round(i.d / c.period) THEN i.d / round(i.d / c.period) ELSE i.d END AS d,
            round(i.d / c.period) >= 2 AND abs(i.d / c.period - round(i.d / c.period))
                <= 0.25 * round(i.d / c.period) AS was_folded
-    FROM intervals i JOIN counted c USING (host, process_identity, protocol, remote_ip, remote_port)
+    FROM intervals i JOIN counted c USING (pair)
 ), quartiles AS (
     -- statistics.quantiles(method="inclusive") is linear interpolation; below 4 values: min, median, max
-    SELECT host, process_identity, protocol, remote_ip, remote_port, any_value(n) AS n,
+    SELECT pair, any_value(n) AS n,
            CASE WHEN count(*) < 4 THEN min(d) ELSE quantile_cont(d, 0.25) END AS q1,
            median(d) AS q2,
            CASE WHEN count(*) < 4 THEN max(d) ELSE quantile_cont(d, 0.75) END AS q3,
            count(*) FILTER (WHERE was_folded) AS folded
-    FROM folded GROUP BY host, process_identity, protocol, remote_ip, remote_port
+    FROM folded GROUP BY pair
 ), spread AS (
-    SELECT f.host, f.process_identity, f.protocol, f.remote_ip, f.remote_port, q.n, q.q1, q.q2, q.q3, q.folded,
-           median(abs(f.d - q.q2)) AS mad,
+    SELECT f.pair, q.n, q.q1, q.q2, q.q3, q.folded, median(abs(f.d - q.q2)) AS mad,
            count(*) FILTER (WHERE abs(f.d - q.q2) <= 0.25 * q.q2) / count(*) AS near
-    FROM folded f JOIN quartiles q USING (host, process_identity, protocol, remote_ip, remote_port)
-    GROUP BY ALL
+    FROM folded f JOIN quartiles q USING (pair)
+    GROUP BY f.pair, q.n, q.q1, q.q2, q.q3, q.folded
 ), scored AS (
     SELECT *,
            CASE WHEN q3 = q1 THEN 0.0 ELSE (q1 + q3 - 2 * q2) / (q3 - q1) END AS skew,
@@ -96,10 +91,11 @@ WITH eligible AS (
            CASE WHEN q2 > 0 THEN greatest(0.0, 1 - mad / (0.75 * q2)) ELSE 0.0 END AS mad_score
     FROM spread
 )
-SELECT *, n + 1 AS connections,
-       round(greatest(0.0, ((1 - least(1.0, abs(skew)) * spread_share) + mad_score + near) / 3
-                      - 0.25 * folded / n), 3) AS score
-FROM scored
+SELECT e.host, e.process_identity, e.protocol, e.remote_ip, e.remote_port, s.* EXCLUDE (pair),
+       s.n + 1 AS connections,
+       round(greatest(0.0, ((1 - least(1.0, abs(s.skew)) * s.spread_share) + s.mad_score + s.near) / 3
+                      - 0.25 * s.folded / s.n), 3) AS score
+FROM scored s JOIN eligible e USING (pair)
 """
 
 
@@ -124,8 +120,8 @@ class Beacon(Detector):
         sql = f"""
             WITH stats AS ({BEACON_STATS_SQL})
             SELECT s.host, s.process_identity, p.destination, s.remote_ip, s.remote_port,
-                   CASE WHEN quiet THEN 'internal_service' ELSE 'regular' END AS reason,
-                   round(4.0 * s.score, 2) AS weight, CASE WHEN quiet THEN $service_scale ELSE 1.0 END AS scale,
+                   CASE WHEN p.quiet THEN 'internal_service' ELSE 'regular' END AS reason,
+                   round(4.0 * s.score, 2) AS weight, CASE WHEN p.quiet THEN $service_scale ELSE 1.0 END AS scale,
                    MAP {{'connections': s.connections::VARCHAR, 'period': printf('%.1f', s.q2),
                         'mad': printf('%.2f', s.mad), 'skew': printf('%+.2f', s.skew),
                         'near': printf('%.0f%%', 100 * s.near),
@@ -133,14 +129,14 @@ class Beacon(Detector):
                                             ELSE '' END,
                         'score': printf('%.2f', s.score), 'since': strftime(p.first_seen, '%H:%M:%S'),
                         'port': s.remote_port::VARCHAR}} AS facts
-            FROM stats s JOIN (
+            FROM (SELECT * FROM stats WHERE score >= {MIN_SCORE}) s JOIN (
                 -- a pool or health check: an installed program (not a LOLBin, a shell or a writable-path binary)
                 -- polling an internal host on a service port
-                SELECT *, internal AND list_contains($internal_services, remote_port)
-                          AND NOT regexp_matches(lower(coalesce(process_path, process_identity)), $odd)
-                          AND name NOT IN (SELECT name FROM beacon_loud_names) AS quiet
-                FROM pairs) p USING (host, process_identity, protocol, remote_ip, remote_port)
-            WHERE s.score >= {MIN_SCORE}"""
+                SELECT p.*, p.internal AND list_contains($internal_services, p.remote_port)
+                          AND NOT regexp_matches(lower(coalesce(p.process_path, p.process_identity)), $odd)
+                          AND p.name NOT IN (SELECT name FROM beacon_loud_names) AS quiet
+                FROM pairs p SEMI JOIN stats USING (host, process_identity, protocol, remote_ip, remote_port))
+              p USING (host, process_identity, protocol, remote_ip, remote_port)"""
         values_table(ctx.con, "beacon_loud_names", "name VARCHAR",
                      ((n,) for n in sorted({*LOLBINS, *SHELLS, *INTERPRETERS})))
         return sql, {**beacon_params(ctx), "service_scale": SERVICE_SCALE, "odd": ODD_DIRS,
