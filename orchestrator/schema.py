@@ -188,6 +188,10 @@ def canonical_ip(value: Any) -> str:
     return str(addr)
 
 
+# canonical_ip's IPv4 text as a regular expression (dotted quad, no leading zeros), for checks in SQL.
+IPV4_TEXT = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}"
+
+
 def family_of(ip: str) -> str:
     return "ipv6" if ":" in ip else "ipv4"
 

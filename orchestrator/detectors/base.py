@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 from orchestrator.baseline import DESTINATION_SQL
 from orchestrator.config import Config
 from orchestrator.domains import registered_domain
+from orchestrator.schema import IPV4_TEXT
 from orchestrator.store import Store
 
 # The columns every detector query may return; missing ones take the defaults of the signals table.
@@ -35,16 +36,27 @@ SIGNAL_COLUMNS = """
     remote_ip VARCHAR, remote_port INTEGER, domain VARCHAR, covers VARCHAR[] DEFAULT [], hosts INTEGER
 """
 
-# The program's short name: its process name, else the last part of its identity.
-NAME_SQL = "lower(coalesce(nullif(process_name, ''), regexp_extract(replace(process_identity, '\\', '/'), '[^/]*$')))"
+# The program's short name: its process name, else the last part of its identity (the regex only where needed).
+NAME_SQL = ("lower(CASE WHEN coalesce(process_name, '') <> '' THEN process_name "
+            "ELSE regexp_extract(replace(process_identity, '\\', '/'), '[^/]*$') END)")
+# The process facts detectors test (name, path, command line, user), once per process on a host. Most processes
+# show one set of facts in all their rows; the few that show several (``variants``) get theirs per pair below.
+_PROCESSES_SQL = """
+CREATE OR REPLACE TEMP TABLE processes AS
+SELECT host, process_identity, min(process_name) AS process_name, min(process_path) AS process_path,
+       min(command_line) AS command_line, min(username) AS username,
+       count(DISTINCT (process_name, process_path, command_line, username)) AS variants
+FROM connections GROUP BY host, process_identity
+"""
 # The pairs detectors read: counts and the few process facts detectors test, no lists (lists and structs cost more
 # than the whole stacking pass at fleet scale). The facts a finding prints are gathered for its rows only.
+# Stacking reads the stored rows and groups on the pair alone; the peer filter is a property of the pair's remote
+# address, so it is applied to the pairs (millions), not to the rows (tens of millions), and so are the process
+# facts (a min over strings per pair cost more than the stacking itself).
 _PAIRS_SQL = f"""
 CREATE OR REPLACE TEMP TABLE all_pairs AS
-SELECT *, {DESTINATION_SQL} AS destination, {NAME_SQL} AS name FROM (
-    SELECT host, process_identity, protocol, remote_ip, remote_port, any_value(internal) AS internal,
-           min(process_name) AS process_name, min(process_path) AS process_path,
-           min(command_line) AS command_line, min(username) AS username,
+WITH stacked AS (
+    SELECT host, process_identity, protocol, remote_ip, remote_port,
            count(*) AS connections, sum(observations) AS observations,
            count(*) FILTER (WHERE state = 'SYN_SENT') AS half_open,
            count(*) FILTER (WHERE state = 'ESTABLISHED') AS established,
@@ -54,8 +66,29 @@ SELECT *, {DESTINATION_SQL} AS destination, {NAME_SQL} AS name FROM (
            -- rows whose owner the socket table or a live dump named (not a guess from history or an exit)
            count(*) FILTER (WHERE attribution IN ('pid', 'inode')) AS owner_seen,
            min(remote_hostname) AS remote_hostname
-    FROM classified WHERE direction <> 'inbound'
-    GROUP BY host, process_identity, protocol, remote_ip, remote_port)
+    FROM connections WHERE direction <> 'inbound'
+    GROUP BY host, process_identity, protocol, remote_ip, remote_port
+), varied AS (
+    SELECT host, process_identity, protocol, remote_ip, remote_port, min(process_name) AS process_name,
+           min(process_path) AS process_path, min(command_line) AS command_line, min(username) AS username
+    FROM connections SEMI JOIN (SELECT host, process_identity FROM processes WHERE variants > 1)
+         USING (host, process_identity)
+    WHERE direction <> 'inbound'
+    GROUP BY host, process_identity, protocol, remote_ip, remote_port
+)
+SELECT *, {DESTINATION_SQL} AS destination, {NAME_SQL} AS name FROM (
+    SELECT s.host, s.process_identity, s.protocol, s.remote_ip, s.remote_port, coalesce(n.internal, false) AS internal,
+           CASE WHEN p.variants > 1 THEN v.process_name ELSE p.process_name END AS process_name,
+           CASE WHEN p.variants > 1 THEN v.process_path ELSE p.process_path END AS process_path,
+           CASE WHEN p.variants > 1 THEN v.command_line ELSE p.command_line END AS command_line,
+           CASE WHEN p.variants > 1 THEN v.username ELSE p.username END AS username,
+           s.* EXCLUDE (host, process_identity, protocol, remote_ip, remote_port)
+    FROM stacked s
+    LEFT JOIN peers n ON n.ip = s.remote_ip
+    JOIN processes p ON p.host = s.host AND p.process_identity = s.process_identity
+    LEFT JOIN varied v ON v.host = s.host AND v.process_identity = s.process_identity AND v.protocol = s.protocol
+         AND v.remote_ip = s.remote_ip AND v.remote_port IS NOT DISTINCT FROM s.remote_port
+    WHERE NOT (coalesce(n.ignored, true) AND s.protocol <> 'raw'))
 """
 _SERVICES_SQL = f"""
 CREATE OR REPLACE TEMP TABLE all_services AS
@@ -136,24 +169,51 @@ class Context:
         return self.fleet_size >= self.config.min_fleet_for_prevalence
 
     def _classify_peers(self) -> None:
-        """Per distinct address (not per row): ignored, internal, and which allowlist networks contain it."""
-        ips = [r[0] for r in self.con.execute(
-            "SELECT DISTINCT remote_ip FROM connections UNION SELECT DISTINCT server_ip FROM dns "
-            "WHERE server_ip IS NOT NULL").fetchall()]
+        """Per distinct address (not per row): ignored, internal, and which allowlist networks contain it.
+
+        IPv4 addresses (nearly all of a fleet's hundred thousand) are classified in SQL against the networks as
+        integer ranges; the rest (IPv6, anything unparsable) by ``ipaddress`` in Python, one by one.
+        """
+        con = self.con
+        con.execute("CREATE OR REPLACE TEMP TABLE peer_ips AS SELECT ip, CASE WHEN regexp_full_match(ip, ?) THEN "
+                    "list_reduce(list_transform(string_split(ip, '.'), lambda o: o::UBIGINT), "
+                    "lambda a, b: a * 256 + b) END AS v4 FROM (SELECT DISTINCT remote_ip AS ip FROM connections "
+                    "UNION SELECT DISTINCT server_ip FROM dns WHERE server_ip IS NOT NULL)", [IPV4_TEXT])
+        values_table(con, "peer_ranges", "role VARCHAR, id INTEGER, lo UBIGINT, hi UBIGINT", self._v4_ranges())
+        con.execute("""
+            CREATE OR REPLACE TEMP TABLE peers AS
+            SELECT i.ip,
+                   i.v4 = 0 OR coalesce(bool_or(r.role = 'ignored'), false) AS ignored,
+                   coalesce(bool_or(r.role = 'internal'), false) AS internal,
+                   coalesce(list(DISTINCT r.id ORDER BY r.id) FILTER (WHERE r.role = 'allow'), [])::INTEGER[]
+                       AS allow_nets
+            FROM peer_ips i LEFT JOIN peer_ranges r ON i.v4 BETWEEN r.lo AND r.hi
+            WHERE i.v4 IS NOT NULL GROUP BY i.ip, i.v4""")
+        others = [r[0] for r in con.execute("SELECT ip FROM peer_ips WHERE v4 IS NULL").fetchall()]
         nets = self.config.allow_networks
-        ignored, internal, allow_nets = [], [], []
-        for ip in ips:
-            ignored.append(self.config.is_ignored_peer(ip) or ip in ("", "0.0.0.0", "::"))
-            internal.append(self.config.is_internal(ip))
+        rows = []
+        for ip in others:
             try:
                 addr = ipaddress.ip_address(ip)
-                allow_nets.append([i for i, (_, net) in enumerate(nets)
-                                   if net is not None and addr.version == net.version and addr in net])
+                allow_nets = [i for i, (_, net) in enumerate(nets)
+                              if net is not None and addr.version == net.version and addr in net]
             except ValueError:
-                allow_nets.append([])
-        self.con.execute("CREATE OR REPLACE TEMP TABLE peers AS SELECT unnest(?::VARCHAR[]) AS ip, "
-                         "unnest(?::BOOLEAN[]) AS ignored, unnest(?::BOOLEAN[]) AS internal, "
-                         "unnest(?::INTEGER[][]) AS allow_nets", [ips, ignored, internal, allow_nets])
+                allow_nets = []
+            rows.append((ip, self.config.is_ignored_peer(ip) or ip in ("", "0.0.0.0", "::"),
+                         self.config.is_internal(ip), allow_nets))
+        if rows:
+            con.executemany("INSERT INTO peers VALUES (?, ?, ?, ?)", rows)
+
+    def _v4_ranges(self) -> list[tuple[str, int, int, int]]:
+        """The IPv4 networks that classify a peer, as integer ranges: what ``Config.is_ignored_peer`` ignores
+        (loopback and link-local when configured, multicast), the internal networks and the allowlist's."""
+        ignored = ["224.0.0.0/4"] + (["127.0.0.0/8"] if self.config.ignore_loopback else []) + (
+            ["169.254.0.0/16"] if self.config.ignore_link_local else [])
+        ranges = [("ignored", -1, ipaddress.ip_network(n)) for n in ignored]
+        ranges += [("internal", -1, net) for net in self.config.internal]
+        ranges += [("allow", i, net) for i, (_, net) in enumerate(self.config.allow_networks) if net is not None]
+        return [(role, i, int(net.network_address), int(net.broadcast_address))
+                for role, i, net in ranges if net.version == 4]
 
     def _allow_tables(self) -> None:
         """The allowlist as a table, so the filter is one join whatever its length (values are parameters)."""
@@ -176,6 +236,7 @@ class Context:
             SELECT c.*, coalesce(p.internal, false) AS internal
             FROM connections c LEFT JOIN peers p ON p.ip = c.remote_ip
             WHERE NOT (coalesce(p.ignored, true) AND c.protocol <> 'raw')""")
+        con.execute(_PROCESSES_SQL)
         con.execute(_PAIRS_SQL)
         con.execute(_SERVICES_SQL)
         if not self.config.allow:
@@ -229,19 +290,25 @@ class Context:
     def _queries_table(self) -> None:
         """DNS rows that survive the allowlist, with each query's registered domain.
 
-        The public-suffix split runs once per distinct name ending (the last six labels decide it), so a million
-        unique exfiltration subdomains cost one lookup each of their few endings, not one per query.
+        The public-suffix split runs once per distinct name ending (the last six labels decide it), and the domain
+        is joined back per distinct query, so a million queries cost one lookup of each of their few endings.
         """
         con = self.con
-        endings = [r[0] for r in con.execute(
-            "SELECT DISTINCT array_to_string(string_split(query, '.')[-6:], '.') FROM dns").fetchall()]
+        con.execute("CREATE OR REPLACE TEMP TABLE query_names AS SELECT query, array_to_string("
+                    "string_split(query, '.')[-6:], '.') AS ending FROM (SELECT DISTINCT query FROM dns)")
+        endings = [r[0] for r in con.execute("SELECT DISTINCT ending FROM query_names").fetchall()]
         con.execute("CREATE OR REPLACE TEMP TABLE endings AS SELECT unnest(?::VARCHAR[]) AS ending, "
                     "unnest(?::VARCHAR[]) AS domain", [endings, [registered_domain(e) for e in endings]])
+        con.execute("""
+            CREATE OR REPLACE TEMP TABLE query_domains AS
+            SELECT n.query, e.domain,
+                   rtrim(left(n.query, greatest(length(n.query) - length(e.domain), 0)), '.') AS subdomain
+            FROM query_names n JOIN endings e USING (ending)""")
+        allowed = ""
+        if self.config.allow:
+            allowed = (f"LEFT JOIN peers p ON p.ip = d.server_ip WHERE NOT EXISTS (SELECT 1 FROM allow a WHERE "
+                       f"{self._allowed('d', '53', 'coalesce(p.allow_nets, [])')})")
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE queries AS
-            SELECT d.*, e.domain, {NAME_SQL} AS name,
-                   rtrim(left(d.query, greatest(length(d.query) - length(e.domain), 0)), '.') AS subdomain
-            FROM dns d
-            JOIN endings e ON e.ending = array_to_string(string_split(d.query, '.')[-6:], '.')
-            LEFT JOIN peers p ON p.ip = d.server_ip
-            WHERE NOT EXISTS (SELECT 1 FROM allow a WHERE {self._allowed('d', '53', 'coalesce(p.allow_nets, [])')})""")
+            SELECT d.*, q.domain, {NAME_SQL} AS name, q.subdomain
+            FROM dns d JOIN query_domains q USING (query) {allowed}""")

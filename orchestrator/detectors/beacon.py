@@ -26,7 +26,8 @@ MIN_INTERVAL_S = 0.2
 BEACON_STATS_SQL = """
 WITH eligible AS MATERIALIZED (
     -- pairs with enough connections to be a series at all: every later step reads only their rows
-    SELECT row_number() OVER (ORDER BY host, process_identity, protocol, remote_ip, remote_port) AS pair, host, process_identity, protocol, remote_ip, remote_port FROM pairs
+    SELECT row_number() OVER (ORDER BY host, process_identity, protocol, remote_ip, remote_port) AS pair,
+           host, process_identity, protocol, remote_ip, remote_port FROM pairs
     WHERE protocol <> 'raw' AND connections >= $min_connections
 ), starts AS (
     SELECT DISTINCT e.pair, e.host, epoch(f.first_seen) AS t

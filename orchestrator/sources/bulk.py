@@ -23,6 +23,7 @@ from orchestrator.schema import (
     _PROTOCOLS,
     _STATES,
     DIRECTIONS,
+    IPV4_TEXT,
     KINDS,
     TABLE_COLUMNS,
     UNKNOWN_PROCESS,
@@ -302,7 +303,6 @@ def _json_columns() -> str:
 
 
 _JSON_COLUMNS = _json_columns()
-_IPV4 = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}"
 _SHAPE_CHECKS = {
     "connection": f"""host IS NULL OR host = '' OR host_id IS NULL OR process_identity IS NULL
         OR protocol IS NULL OR protocol NOT IN ('tcp', 'udp', 'raw') OR family NOT IN ('ipv4', 'ipv6')
@@ -311,8 +311,8 @@ _SHAPE_CHECKS = {
         OR remote_port NOT BETWEEN 0 AND 65535 OR local_port NOT BETWEEN 0 AND 65535
         OR state IS NULL OR state <> upper(state) OR exe_sha256 <> lower(exe_sha256) OR os <> lower(os)
         OR observations IS NULL OR attributed IS NULL
-        OR (NOT contains(remote_ip, ':') AND NOT regexp_full_match(remote_ip, '{_IPV4}'))
-        OR (local_ip IS NOT NULL AND NOT contains(local_ip, ':') AND NOT regexp_full_match(local_ip, '{_IPV4}'))""",
+        OR (NOT contains(remote_ip, ':') AND NOT regexp_full_match(remote_ip, '{IPV4_TEXT}'))
+        OR (local_ip IS NOT NULL AND NOT contains(local_ip, ':') AND NOT regexp_full_match(local_ip, '{IPV4_TEXT}'))""",
     "listener": "host IS NULL OR host = '' OR process_identity IS NULL OR protocol NOT IN ('tcp', 'udp', 'raw') "
                 "OR family NOT IN ('ipv4', 'ipv6') OR local_port NOT BETWEEN 0 AND 65535",
     "dns": "host IS NULL OR host = '' OR process_identity IS NULL OR query IS NULL OR query = '' "

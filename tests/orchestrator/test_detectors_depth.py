@@ -4,13 +4,14 @@ missed check-ins."""
 
 from __future__ import annotations
 
+import ipaddress
 import random
 from pathlib import Path
 
 import pytest
 
 from orchestrator.config import Allow, Config
-from orchestrator.detectors import DETECTORS
+from orchestrator.detectors import DETECTORS, Context
 from orchestrator.pipeline import analyse, ingest_files
 from orchestrator.reports import Format, render
 from orchestrator.reports.prose import evidence
@@ -204,3 +205,29 @@ def test_a_silent_program_credited_only_by_a_guess_is_not_called_injected(jsonl)
     seen = _report(jsonl, [dict(guessed, attribution="pid", seen_by="snapshot", remote_port=8081)])
     finding = _only(seen, process_name="sleep")
     assert finding.risk == "Critical" and {"T1055", "T1021"} <= set(finding.techniques)
+
+
+@pytest.mark.parametrize("loopback", [True, False])
+def test_peer_classification_in_sql_agrees_with_the_config_rules(jsonl, loopback: bool) -> None:
+    """IPv4 peers are classified in SQL as integer ranges, the rest in Python: both must say what Config says."""
+
+    ips = ["10.1.2.3", "9.255.255.255", "11.0.0.0", "172.16.0.1", "172.32.0.1", "192.168.255.255", "100.64.0.9",
+           "127.0.0.1", "127.255.255.254", "169.254.1.1", "169.255.0.1", "224.0.0.251", "239.255.255.250",
+           "240.0.0.1", "0.0.0.0", "203.0.113.7", "198.51.100.200", "198.51.101.1", "255.255.255.255",
+           "::1", "fe80::1", "fd00::5", "2001:db8::7", "ff02::fb", "::"]
+    config = Config(ignore_loopback=loopback, allow=(Allow(remote="198.51.100.0/24"), Allow(remote="203.0.113.7/32"),
+                                                       Allow(remote="2001:db8::/32"), Allow(process="x")))
+    store = Store()
+    ingest_files([jsonl("peers.jsonl", [connection(remote_ip=ip, family="ipv6" if ":" in ip else "ipv4")
+                                        for ip in ips])], store)
+    ctx = Context(store, config)
+    got = {ip: (ignored, internal, list(nets)) for ip, ignored, internal, nets in
+           ctx.con.execute("SELECT ip, ignored, internal, allow_nets FROM peers").fetchall()}
+    nets = config.allow_networks
+    assert set(got) == set(ips)
+    for ip in ips:
+        addr = ipaddress.ip_address(ip)
+        want_nets = [i for i, (_, net) in enumerate(nets) if net is not None and addr.version == net.version
+                     and addr in net]
+        want = (config.is_ignored_peer(ip) or ip in ("0.0.0.0", "::"), config.is_internal(ip), want_nets)
+        assert got[ip] == want, ip
