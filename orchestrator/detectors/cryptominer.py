@@ -40,21 +40,31 @@ class Cryptominer(Detector):
         values_table(ctx.con, "pool_ports", "port INTEGER", ((p,) for p in sorted(POOL_PORTS)))
         # (host, answer address) -> the names looked up, so a connection to an address is tied to its name
         sql = """
-            WITH names AS (
+            WITH pool_names AS (
+                -- the regular expressions run once per distinct name and command line, not per row or pair
+                SELECT query FROM (SELECT DISTINCT query FROM queries) WHERE regexp_matches(query, $pool_name)
+            ), names AS (
                 SELECT host, ip, string_agg(DISTINCT query, ', ' ORDER BY query) AS names FROM (
-                    SELECT DISTINCT host, query, unnest(answers) AS ip FROM queries
-                    UNION SELECT DISTINCT host, remote_hostname, remote_ip FROM pairs WHERE remote_hostname IS NOT NULL)
-                WHERE regexp_matches(query, $pool_name) GROUP BY ALL
+                    SELECT DISTINCT host, query, unnest(answers) AS ip FROM queries SEMI JOIN pool_names USING (query)
+                    UNION SELECT DISTINCT host, remote_hostname, remote_ip FROM pairs
+                    WHERE remote_hostname IS NOT NULL AND regexp_matches(remote_hostname, $pool_name))
+                GROUP BY ALL
+            ), markers AS (
+                SELECT command_line, marker FROM (
+                    SELECT command_line, regexp_extract(command_line, $cmdline) AS marker
+                    FROM (SELECT DISTINCT command_line FROM pairs WHERE protocol = 'tcp'))
+                WHERE marker <> ''
             ), facts AS (
                 SELECT p.host, p.process_identity, p.destination, p.remote_ip, p.remote_port,
-                       regexp_extract(coalesce(p.command_line, ''), $cmdline) AS marker,
-                       pp.port IS NOT NULL AS pool_port, n.names,
+                       coalesce(m.marker, '') AS marker, pp.port IS NOT NULL AS pool_port, n.names,
                        p.connections <= 2 AND epoch(p.last_seen) - epoch(p.first_seen) >= $long_lived AS long_lived,
                        (epoch(p.last_seen) - epoch(p.first_seen)) / 60 AS minutes
                 FROM pairs p
                 LEFT JOIN pool_ports pp ON pp.port = p.remote_port
                 LEFT JOIN names n ON n.host = p.host AND n.ip = p.remote_ip
-                WHERE p.protocol = 'tcp'
+                LEFT JOIN markers m ON m.command_line = p.command_line
+                -- only a pair with some reason below can be a signal
+                WHERE p.protocol = 'tcp' AND (m.marker IS NOT NULL OR pp.port IS NOT NULL OR n.names IS NOT NULL)
             ), reasons AS (
                 SELECT *, 'miner_cmdline' AS reason, 5.0 AS weight FROM facts WHERE marker <> ''
                 UNION ALL SELECT *, 'pool_port',

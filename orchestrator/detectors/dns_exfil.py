@@ -110,12 +110,16 @@ class DnsExfil(Detector):
 
     def query(self, ctx: Context) -> tuple[str, dict[str, Any]]:
         con = ctx.con
+        # grouped on the query alone; its domain, subdomain and longest label follow from it (per distinct query)
         con.execute("""
             CREATE OR REPLACE TEMP TABLE query_shapes AS
-            SELECT host, process_identity, domain, query, subdomain, server_ip, min(name) AS name, count(*) AS n,
-                   list_reduce(string_split(subdomain, '.'),
-                               lambda a, b: CASE WHEN length(b) > length(a) THEN b ELSE a END) AS label
-            FROM queries GROUP BY host, process_identity, domain, query, subdomain, server_ip""")
+            SELECT s.*, d.domain, d.subdomain, d.label
+            FROM (SELECT host, process_identity, query, server_ip, min(name) AS name, count(*) AS n
+                  FROM queries GROUP BY host, process_identity, query, server_ip) s
+            JOIN (SELECT query, domain, subdomain,
+                         list_reduce(string_split(subdomain, '.'),
+                                     lambda a, b: CASE WHEN length(b) > length(a) THEN b ELSE a END) AS label
+                  FROM query_domains) d USING (query)""")
         build_labels(con, "SELECT DISTINCT label FROM query_shapes WHERE label IS NOT NULL")
         values_table(con, "resolver_programs", "name VARCHAR", ((n,) for n in sorted(RESOLVER_PROGRAMS)))
         # In a fleet, a server that at least half the hosts query is a resolver (triage adds /etc/resolv.conf's).
