@@ -29,20 +29,21 @@ WITH eligible AS MATERIALIZED (
     SELECT row_number() OVER (ORDER BY host, process_identity, protocol, remote_ip, remote_port) AS pair,
            host, process_identity, protocol, remote_ip, remote_port FROM pairs
     WHERE protocol <> 'raw' AND connections >= $min_connections
-), starts AS (
-    SELECT DISTINCT e.pair, e.host, epoch(f.first_seen) AS t
+), starts AS MATERIALIZED (
+    SELECT DISTINCT e.pair, epoch(f.first_seen) AS t
     -- the stored rows: the pairs already passed the peer filter and the allowlist
     FROM connections f JOIN eligible e USING (host, process_identity, protocol, remote_ip, remote_port)
     WHERE f.first_seen IS NOT NULL AND f.direction <> 'inbound'
 ), series AS (
-    SELECT pair, host FROM starts GROUP BY pair, host HAVING count(*) >= $min_connections
+    SELECT s.pair, any_value(e.host) AS host FROM starts s JOIN eligible e USING (pair)
+    GROUP BY s.pair HAVING count(*) >= $min_connections
 ), watched AS (
     -- when each host was watched: its collection times (every tick of a collector) and the starts themselves,
     -- kept as the first and last time per span of $gap seconds: only between two spans can a gap lie
     SELECT host, floor(t / $gap) AS span, min(t) AS first, max(t) AS last FROM (
         SELECT host, floor(epoch(collected_at)) AS t FROM connections
         WHERE collected_at IS NOT NULL AND host IN (SELECT host FROM series)
-        UNION ALL SELECT host, floor(t) FROM starts)
+        UNION ALL SELECT e.host, floor(s.t) FROM starts s JOIN eligible e USING (pair))
     GROUP BY host, span
 ), sessions AS (
     -- a host's collection windows: a new one opens after more than $gap seconds with no row from the host
@@ -51,14 +52,17 @@ WITH eligible AS MATERIALIZED (
         FROM watched)
 ), placed AS (
     SELECT s.pair, s.t, w.session
-    FROM starts s SEMI JOIN series USING (pair)
-    JOIN sessions w ON w.host = s.host AND w.span = floor(floor(s.t) / $gap)
+    FROM starts s JOIN series e USING (pair)
+    JOIN sessions w ON w.host = e.host AND w.span = floor(floor(s.t) / $gap)
+), gaps_apart AS (
+    -- an interval across a gap is no interval (lag within a window)
+    SELECT pair, session, t - lag(t) OVER (PARTITION BY pair, session ORDER BY t) AS d FROM placed
 ), intervals AS (
-    -- an interval across a gap is no interval (lag within a window); a window needs a few check-ins of its own
-    SELECT pair, d FROM (SELECT pair, session, t - lag(t) OVER (PARTITION BY pair, session ORDER BY t) AS d
-                         FROM placed)
-    WHERE d >= $min_interval
-    QUALIFY count(*) OVER (PARTITION BY pair, session) >= 3
+    -- a window needs a few check-ins of its own to show a rhythm
+    SELECT i.pair, i.d FROM gaps_apart i
+    SEMI JOIN (SELECT pair, session FROM gaps_apart WHERE d >= $min_interval GROUP BY pair, session
+               HAVING count(*) >= 3) w USING (pair, session)
+    WHERE i.d >= $min_interval
 ), counted AS (
     SELECT pair, count(*) AS n, median(d) AS period FROM intervals GROUP BY pair HAVING count(*) >= 3
 ), folded AS (
@@ -119,25 +123,26 @@ class Beacon(Detector):
 
     def query(self, ctx: Context) -> tuple[str, dict[str, Any]]:
         sql = f"""
-            WITH stats AS ({BEACON_STATS_SQL})
-            SELECT s.host, s.process_identity, p.destination, s.remote_ip, s.remote_port,
-                   CASE WHEN p.quiet THEN 'internal_service' ELSE 'regular' END AS reason,
-                   round(4.0 * s.score, 2) AS weight, CASE WHEN p.quiet THEN $service_scale ELSE 1.0 END AS scale,
+            WITH stats AS ({BEACON_STATS_SQL}), judged AS (
+                -- a pool or health check: an installed program (not a LOLBin, a shell or a writable-path binary)
+                -- polling an internal host on a service port
+                SELECT s.*, p.destination, p.first_seen,
+                       p.internal AND list_contains($internal_services, p.remote_port)
+                       AND NOT regexp_matches(lower(coalesce(p.process_path, p.process_identity)), $odd)
+                       AND p.name NOT IN (SELECT name FROM beacon_loud_names) AS quiet
+                FROM (SELECT * FROM stats WHERE score >= {MIN_SCORE}) s
+                JOIN pairs p USING (host, process_identity, protocol, remote_ip, remote_port))
+            SELECT s.host, s.process_identity, s.destination, s.remote_ip, s.remote_port,
+                   CASE WHEN s.quiet THEN 'internal_service' ELSE 'regular' END AS reason,
+                   round(4.0 * s.score, 2) AS weight, CASE WHEN s.quiet THEN $service_scale ELSE 1.0 END AS scale,
                    MAP {{'connections': s.connections::VARCHAR, 'period': printf('%.1f', s.q2),
                         'mad': printf('%.2f', s.mad), 'skew': printf('%+.2f', s.skew),
                         'near': printf('%.0f%%', 100 * s.near),
                         'folded_note': CASE WHEN s.folded > 0 THEN ', ' || s.folded || ' missed check-ins folded'
                                             ELSE '' END,
-                        'score': printf('%.2f', s.score), 'since': strftime(p.first_seen, '%H:%M:%S'),
+                        'score': printf('%.2f', s.score), 'since': strftime(s.first_seen, '%H:%M:%S'),
                         'port': s.remote_port::VARCHAR}} AS facts
-            FROM (SELECT * FROM stats WHERE score >= {MIN_SCORE}) s JOIN (
-                -- a pool or health check: an installed program (not a LOLBin, a shell or a writable-path binary)
-                -- polling an internal host on a service port
-                SELECT p.*, p.internal AND list_contains($internal_services, p.remote_port)
-                          AND NOT regexp_matches(lower(coalesce(p.process_path, p.process_identity)), $odd)
-                          AND p.name NOT IN (SELECT name FROM beacon_loud_names) AS quiet
-                FROM pairs p SEMI JOIN stats USING (host, process_identity, protocol, remote_ip, remote_port))
-              p USING (host, process_identity, protocol, remote_ip, remote_port)"""
+            FROM judged s"""
         values_table(ctx.con, "beacon_loud_names", "name VARCHAR",
                      ((n,) for n in sorted({*LOLBINS, *SHELLS, *INTERPRETERS})))
         return sql, {**beacon_params(ctx), "service_scale": SERVICE_SCALE, "odd": ODD_DIRS,

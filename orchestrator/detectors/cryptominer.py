@@ -42,7 +42,9 @@ class Cryptominer(Detector):
         sql = """
             WITH pool_names AS (
                 -- the regular expressions run once per distinct name and command line, not per row or pair
-                SELECT query FROM (SELECT DISTINCT query FROM queries) WHERE regexp_matches(query, $pool_name)
+                -- (as list filters: DuckDB would push a WHERE below the DISTINCT onto every row)
+                SELECT unnest(list_filter(list(DISTINCT query), lambda q: regexp_matches(q, $pool_name))) AS query
+                FROM queries
             ), names AS (
                 SELECT host, ip, string_agg(DISTINCT query, ', ' ORDER BY query) AS names FROM (
                     SELECT DISTINCT host, query, unnest(answers) AS ip FROM queries SEMI JOIN pool_names USING (query)
@@ -50,10 +52,10 @@ class Cryptominer(Detector):
                     WHERE remote_hostname IS NOT NULL AND regexp_matches(remote_hostname, $pool_name))
                 GROUP BY ALL
             ), markers AS (
-                SELECT command_line, marker FROM (
-                    SELECT command_line, regexp_extract(command_line, $cmdline) AS marker
-                    FROM (SELECT DISTINCT command_line FROM pairs WHERE protocol = 'tcp'))
-                WHERE marker <> ''
+                SELECT command_line, regexp_extract(command_line, $cmdline) AS marker FROM (
+                    SELECT unnest(list_filter(list(DISTINCT command_line),
+                                              lambda c: regexp_extract(c, $cmdline) <> '')) AS command_line
+                    FROM pairs WHERE protocol = 'tcp')
             ), facts AS (
                 SELECT p.host, p.process_identity, p.destination, p.remote_ip, p.remote_port,
                        coalesce(m.marker, '') AS marker, pp.port IS NOT NULL AS pool_port, n.names,
