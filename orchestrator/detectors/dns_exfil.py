@@ -110,12 +110,13 @@ class DnsExfil(Detector):
 
     def query(self, ctx: Context) -> tuple[str, dict[str, Any]]:
         con = ctx.con
-        # grouped on the query alone; its domain, subdomain and longest label follow from it (per distinct query)
+        # One row per (host, process, query): its domain, subdomain and longest label follow from the query (per
+        # distinct query), and the servers it went to are counted apart (query_servers).
         con.execute("""
             CREATE OR REPLACE TEMP TABLE query_shapes AS
             SELECT s.*, d.domain, d.subdomain, d.label
-            FROM (SELECT host, process_identity, query, server_ip, min(name) AS name, count(*) AS n
-                  FROM queries GROUP BY host, process_identity, query, server_ip) s
+            FROM (SELECT host, process_identity, query, min(name) AS name, count(*) AS n
+                  FROM queries GROUP BY host, process_identity, query) s
             JOIN (SELECT query, domain, subdomain,
                          list_reduce(string_split(subdomain, '.'),
                                      lambda a, b: CASE WHEN length(b) > length(a) THEN b ELSE a END) AS label
@@ -132,14 +133,14 @@ class DnsExfil(Detector):
         sql = """
             WITH per_domain AS (
                 SELECT q.host, q.process_identity, q.domain, min(q.name) AS name, sum(q.n) AS queries,
-                       count(DISTINCT q.subdomain) FILTER (WHERE q.subdomain <> '') AS subdomains,
+                       count(*) FILTER (WHERE q.subdomain <> '') AS subdomains,
                        coalesce(sum(q.n) FILTER (WHERE l.encoded), 0) AS encoded,
                        arg_max(q.label, (length(q.label), q.label)) FILTER (WHERE l.encoded) AS example
                 FROM query_shapes q LEFT JOIN labels l ON l.label = q.label
                 GROUP BY q.host, q.process_identity, q.domain
             ), servers AS (
-                SELECT host, process_identity, domain, server_ip, sum(n) AS n
-                FROM query_shapes WHERE server_ip IS NOT NULL GROUP BY ALL
+                SELECT host, process_identity, domain, server_ip, count(*) AS n
+                FROM queries WHERE server_ip IS NOT NULL GROUP BY ALL
             ), direct AS (
                 SELECT s.host, s.process_identity, s.domain,
                        string_agg(s.server_ip || ' (' || s.n || ' queries)', ', ' ORDER BY s.n DESC, s.server_ip)
