@@ -1,4 +1,5 @@
-"""The Linux snapshot backend: /proc/net socket tables joined to owners found in one pass over /proc."""
+"""The Linux snapshot backend: the socket tables (TCP from sock_diag, the rest from /proc/net) joined to owners found
+in one pass over /proc."""
 
 from __future__ import annotations
 
