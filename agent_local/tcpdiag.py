@@ -81,17 +81,18 @@ _ADDRESSES: list[_Addresses | None] = [None] * 11
 _ADDRESSES[socket.AF_INET] = _Addresses(socket.AF_INET)
 _ADDRESSES[socket.AF_INET6] = _Addresses(socket.AF_INET6)
 _STATES = [TCP_STATE_NAMES.get(n, "NONE") for n in range(256)]
-_ports: list[int] | None = None
+_ports: array | None = None
 
 
-def _port_table() -> list[int]:
-    """Network-order port as unpacked natively -> port: one list index per port instead of arithmetic."""
+def _port_table() -> array:
+    """Network-order port as unpacked natively -> port: one index per port instead of arithmetic. An array of
+    shorts (128 KiB), not a list of ints (2.6 MiB for ~0.7 ms less per 20,000 sockets)."""
     global _ports
     if _ports is None:
         table = array("H", range(1 << 16))
         if sys.byteorder == "little":
             table.byteswap()
-        _ports = table.tolist()
+        _ports = table
     return _ports
 
 
@@ -198,7 +199,7 @@ def _walk(data: bytes) -> list[tuple]:
     return found
 
 
-def _rows(messages, length: int | None, ports: list[int]) -> list[SocketRow]:
+def _rows(messages, length: int | None, ports: array) -> list[SocketRow]:
     """Rows of unpacked messages; with ``length``, only messages of exactly that length (a misaligned unpack of
     a datagram of mixed lengths then yields fewer rows than messages, and the caller walks it instead)."""
     new, cls, addrs, states = tuple.__new__, SocketRow, _ADDRESSES, _STATES
