@@ -47,8 +47,9 @@ Records are dicts with ``kind``:
 How it decides:
 
 - One system-wide snapshot per tick, ticks a uniform +/-25 % of the interval apart so that no periodic behaviour
-  can phase-lock with them. On Linux the sockets come from /proc/net (tcp, udp, raw and the "ping" icmp sockets;
-  v4 and v6; the netns of the collector) and owners from one pass over /proc/<pid>/fd; elsewhere from
+  can phase-lock with them. On Linux TCP sockets come from a sock_diag dump (as ss reads them; /proc/net/tcp and
+  tcp6 where the kernel refuses it), the others from /proc/net (udp, raw and the "ping" icmp sockets; v4 and v6;
+  the netns of the collector), and owners from one pass over /proc/<pid>/fd; elsewhere from
   psutil.net_connections. Process facts are cached per (pid, start time), exe hashes per (path, size, mtime),
   capped at --max-hash-bytes; a deleted exe is hashed through /proc/<pid>/exe.
 - On Linux as root, kernel socket events (agent_local.events) report every TCP connection's end however short it
