@@ -84,13 +84,17 @@ class OddPath(Detector):
     }
 
     def query(self, ctx: Context) -> tuple[str, dict[str, Any]]:
+        # the paths are tested once each (a list filter: DuckDB would push a WHERE below the DISTINCT onto every pair)
         sql = """
+            WITH odd AS (
+                SELECT unnest(list_filter(list(DISTINCT process_path), lambda p: ends_with(p, ' (deleted)')
+                                          OR regexp_matches(lower(p), $odd))) AS process_path
+                FROM pairs)
             SELECT host, process_identity, destination, remote_ip, remote_port,
                    CASE WHEN ends_with(process_path, ' (deleted)') THEN 'deleted' ELSE 'writable_dir' END
                        AS reason, 3.0 AS weight,
                    CASE WHEN ends_with(process_path, ' (deleted)') THEN 'T1070.004' ELSE 'T1036' END
                        AS technique,
                    MAP {'path': process_path} AS facts
-            FROM pairs
-            WHERE ends_with(process_path, ' (deleted)') OR regexp_matches(lower(process_path), $odd)"""
+            FROM pairs SEMI JOIN odd USING (process_path)"""
         return sql, {"odd": ODD_DIRS}

@@ -44,10 +44,6 @@ class _Atom:
     alone: bool = True
 
 
-def is_stix_bundle(document: Any) -> bool:
-    return isinstance(document, Mapping) and document.get("type") == "bundle"
-
-
 def read_stix(path: Path, document: Mapping[str, Any], notes: Notes) -> Iterator[IocRow]:
     objects = document.get("objects")
     if not isinstance(objects, list):
