@@ -148,13 +148,15 @@ WITH pair_keys AS (
       AND NOT EXISTS (SELECT 1 FROM service_keys k WHERE k.host = g.host AND k.process_identity = g.process_identity
                       AND k.finding = g.destination)
 ), matched AS (
-    SELECT k.finding, f.* FROM flows f JOIN pair_keys k
+    -- the stored rows of the pairs (which passed the peer filter and the allowlist already); a service's rows
+    -- come through flows, which drops its clients from ignored peers
+    SELECT k.finding, f.* FROM connections f JOIN pair_keys k
       ON f.host = k.host AND f.process_identity = k.process_identity AND f.protocol = k.protocol
          AND f.remote_ip = k.remote_ip AND f.remote_port IS NOT DISTINCT FROM k.remote_port
-    WHERE f.direction <> 'inbound'
+    WHERE f.direction <> 'inbound' AND ($hosts IS NULL OR list_contains($hosts, f.host))
     UNION ALL BY NAME
     SELECT k.finding, f.* FROM flows f JOIN service_keys k USING (host, process_identity, protocol, local_port)
-    WHERE f.direction = 'inbound'
+    WHERE f.direction = 'inbound' AND ($hosts IS NULL OR list_contains($hosts, f.host))
     UNION ALL BY NAME
     SELECT k.finding, l.* EXCLUDE (name), 'listener' AS direction, 'LISTEN' AS state
     FROM listening l JOIN listener_keys k USING (host, process_identity, protocol, local_port)
@@ -219,7 +221,10 @@ def score(ctx: Context, hunt_date: datetime, progress: Progress = None, min_risk
     con.execute(_SHOWN_SQL, {"floor": floor})
     if progress:
         progress("scoring", 0, 1)
-    cursor = con.execute(_FACTS_SQL)
+    # The few hosts of the shown findings, as a list the Parquet scan can test before it decodes a row's other
+    # columns (a join alone reads every row); a long list would cost more per row than it saves.
+    hosts = [r[0] for r in con.execute("SELECT DISTINCT host FROM shown ORDER BY 1 LIMIT 65").fetchall()]
+    cursor = con.execute(_FACTS_SQL, {"hosts": hosts if len(hosts) <= 64 else None})
     names = [d[0] for d in cursor.description]
     rows = [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
     contributions = _contributions(ctx)

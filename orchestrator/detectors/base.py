@@ -41,12 +41,13 @@ NAME_SQL = ("lower(CASE WHEN coalesce(process_name, '') <> '' THEN process_name 
             "ELSE regexp_extract(replace(process_identity, '\\', '/'), '[^/]*$') END)")
 # The process facts detectors test (name, path, command line, user), once per process on a host. Most processes
 # show one set of facts in all their rows; the few that show several (``variants``) get theirs per pair below.
-_PROCESSES_SQL = """
+_PROCESSES_SQL = f"""
 CREATE OR REPLACE TEMP TABLE processes AS
-SELECT host, process_identity, min(process_name) AS process_name, min(process_path) AS process_path,
-       min(command_line) AS command_line, min(username) AS username,
-       count(DISTINCT (process_name, process_path, command_line, username)) AS variants
-FROM connections GROUP BY host, process_identity
+SELECT *, {NAME_SQL} AS name FROM (
+    SELECT host, process_identity, min(process_name) AS process_name, min(process_path) AS process_path,
+           min(command_line) AS command_line, min(username) AS username,
+           count(DISTINCT (process_name, process_path, command_line, username)) AS variants
+    FROM connections GROUP BY host, process_identity)
 """
 # The pairs detectors read: counts and the few process facts detectors test, no lists (lists and structs cost more
 # than the whole stacking pass at fleet scale). The facts a finding prints are gathered for its rows only.
@@ -59,7 +60,6 @@ WITH stacked AS (
     SELECT host, process_identity, protocol, remote_ip, remote_port,
            count(*) AS connections, sum(observations) AS observations,
            count(*) FILTER (WHERE state = 'SYN_SENT') AS half_open,
-           count(*) FILTER (WHERE state = 'ESTABLISHED') AS established,
            min(state) FILTER (WHERE starts_with(state, 'PROTO_')) AS raw_state,
            min(first_seen) AS first_seen, max(last_seen) AS last_seen,
            bool_or(attributed) AS attributed, bool_or(coalesce(stdio, false)) AS stdio,
@@ -76,8 +76,10 @@ WITH stacked AS (
     WHERE direction <> 'inbound'
     GROUP BY host, process_identity, protocol, remote_ip, remote_port
 )
-SELECT *, {DESTINATION_SQL} AS destination, {NAME_SQL} AS name FROM (
+SELECT * EXCLUDE (variants, process_name_of), {DESTINATION_SQL} AS destination,
+       CASE WHEN variants > 1 THEN {NAME_SQL} ELSE process_name_of END AS name FROM (
     SELECT s.host, s.process_identity, s.protocol, s.remote_ip, s.remote_port, coalesce(n.internal, false) AS internal,
+           p.variants, p.name AS process_name_of,
            CASE WHEN p.variants > 1 THEN v.process_name ELSE p.process_name END AS process_name,
            CASE WHEN p.variants > 1 THEN v.process_path ELSE p.process_path END AS process_path,
            CASE WHEN p.variants > 1 THEN v.command_line ELSE p.command_line END AS command_line,
@@ -92,15 +94,34 @@ SELECT *, {DESTINATION_SQL} AS destination, {NAME_SQL} AS name FROM (
 """
 _SERVICES_SQL = f"""
 CREATE OR REPLACE TEMP TABLE all_services AS
-SELECT *, 'port ' || local_port || ' (inbound)' AS destination, {NAME_SQL} AS name FROM (
-    SELECT host, process_identity, protocol, local_port, min(process_name) AS process_name,
-           min(process_path) AS process_path, min(command_line) AS command_line, min(username) AS username,
+WITH served AS (
+    SELECT host, process_identity, protocol, local_port,
            count(*) AS connections, count(DISTINCT remote_ip) AS clients,
            count(DISTINCT remote_ip) FILTER (WHERE NOT internal) AS external_clients,
            min(first_seen) AS first_seen, max(last_seen) AS last_seen, bool_or(attributed) AS attributed,
            bool_or(coalesce(stdio, false)) AS stdio
     FROM classified WHERE direction = 'inbound'
-    GROUP BY host, process_identity, protocol, local_port)
+    GROUP BY host, process_identity, protocol, local_port
+), varied AS (
+    SELECT host, process_identity, protocol, local_port, min(process_name) AS process_name,
+           min(process_path) AS process_path, min(command_line) AS command_line, min(username) AS username
+    FROM classified SEMI JOIN (SELECT host, process_identity FROM processes WHERE variants > 1)
+         USING (host, process_identity)
+    WHERE direction = 'inbound'
+    GROUP BY host, process_identity, protocol, local_port
+)
+SELECT * EXCLUDE (variants, process_name_of), 'port ' || local_port || ' (inbound)' AS destination,
+       CASE WHEN variants > 1 THEN {NAME_SQL} ELSE process_name_of END AS name FROM (
+    SELECT s.host, s.process_identity, s.protocol, s.local_port, p.variants, p.name AS process_name_of,
+           CASE WHEN p.variants > 1 THEN v.process_name ELSE p.process_name END AS process_name,
+           CASE WHEN p.variants > 1 THEN v.process_path ELSE p.process_path END AS process_path,
+           CASE WHEN p.variants > 1 THEN v.command_line ELSE p.command_line END AS command_line,
+           CASE WHEN p.variants > 1 THEN v.username ELSE p.username END AS username,
+           s.* EXCLUDE (host, process_identity, protocol, local_port)
+    FROM served s
+    JOIN processes p ON p.host = s.host AND p.process_identity = s.process_identity
+    LEFT JOIN varied v ON v.host = s.host AND v.process_identity = s.process_identity AND v.protocol = s.protocol
+         AND v.local_port IS NOT DISTINCT FROM s.local_port)
 """
 
 
