@@ -49,11 +49,23 @@ SELECT *, {NAME_SQL} AS name FROM (
            count(DISTINCT (process_name, process_path, command_line, username)) AS variants
     FROM connections GROUP BY host, process_identity)
 """
-# The pairs detectors read: counts and the few process facts detectors test, no lists (lists and structs cost more
-# than the whole stacking pass at fleet scale). The facts a finding prints are gathered for its rows only.
-# Stacking reads the stored rows and groups on the pair alone; the peer filter is a property of the pair's remote
-# address, so it is applied to the pairs (millions), not to the rows (tens of millions), and so are the process
-# facts (a min over strings per pair cost more than the stacking itself).
+# Process facts per pair for the few processes that show several (the others' are their row in ``processes``).
+_VARIED_PAIRS_SQL = """
+CREATE OR REPLACE TEMP TABLE varied_pairs AS
+SELECT host, process_identity, protocol, remote_ip, remote_port, min(process_name) AS process_name,
+       min(process_path) AS process_path, min(command_line) AS command_line, min(username) AS username
+FROM connections SEMI JOIN (SELECT host, process_identity FROM processes WHERE variants > 1)
+     USING (host, process_identity)
+WHERE direction <> 'inbound'
+GROUP BY host, process_identity, protocol, remote_ip, remote_port
+"""
+# The pairs detectors read: counts and the process facts most detectors test (name, path), no lists (lists and
+# structs cost more than the whole stacking pass at fleet scale). The facts a finding prints are gathered for its
+# rows only. Stacking reads the stored rows and groups on the pair alone; the peer filter is a property of the
+# pair's remote address, so it is applied to the pairs (millions), not to the rows (tens of millions), and so are
+# the process facts (a min over strings per pair cost more than the stacking itself). Command line and user, which
+# two detectors test, are joined by those detectors for their candidates (PAIR_PROCESS_JOIN): copying them into
+# millions of pairs cost more than either detector.
 _PAIRS_SQL = f"""
 CREATE OR REPLACE TEMP TABLE all_pairs AS
 WITH stacked AS (
@@ -68,13 +80,6 @@ WITH stacked AS (
            min(remote_hostname) AS remote_hostname
     FROM connections WHERE direction <> 'inbound'
     GROUP BY host, process_identity, protocol, remote_ip, remote_port
-), varied AS (
-    SELECT host, process_identity, protocol, remote_ip, remote_port, min(process_name) AS process_name,
-           min(process_path) AS process_path, min(command_line) AS command_line, min(username) AS username
-    FROM connections SEMI JOIN (SELECT host, process_identity FROM processes WHERE variants > 1)
-         USING (host, process_identity)
-    WHERE direction <> 'inbound'
-    GROUP BY host, process_identity, protocol, remote_ip, remote_port
 )
 SELECT * EXCLUDE (variants, process_name_of), {DESTINATION_SQL} AS destination,
        CASE WHEN variants > 1 THEN {NAME_SQL} ELSE process_name_of END AS name FROM (
@@ -82,16 +87,23 @@ SELECT * EXCLUDE (variants, process_name_of), {DESTINATION_SQL} AS destination,
            p.variants, p.name AS process_name_of,
            CASE WHEN p.variants > 1 THEN v.process_name ELSE p.process_name END AS process_name,
            CASE WHEN p.variants > 1 THEN v.process_path ELSE p.process_path END AS process_path,
-           CASE WHEN p.variants > 1 THEN v.command_line ELSE p.command_line END AS command_line,
-           CASE WHEN p.variants > 1 THEN v.username ELSE p.username END AS username,
            s.* EXCLUDE (host, process_identity, protocol, remote_ip, remote_port)
     FROM stacked s
     LEFT JOIN peers n ON n.ip = s.remote_ip
     JOIN processes p ON p.host = s.host AND p.process_identity = s.process_identity
-    LEFT JOIN varied v ON v.host = s.host AND v.process_identity = s.process_identity AND v.protocol = s.protocol
-         AND v.remote_ip = s.remote_ip AND v.remote_port IS NOT DISTINCT FROM s.remote_port
+    LEFT JOIN varied_pairs v ON v.host = s.host AND v.process_identity = s.process_identity
+         AND v.protocol = s.protocol AND v.remote_ip = s.remote_ip AND v.remote_port IS NOT DISTINCT FROM s.remote_port
     WHERE NOT (coalesce(n.ignored, true) AND s.protocol <> 'raw'))
 """
+# A pair's command line and user: ``FROM pairs p {PAIR_PROCESS_JOIN}`` makes ``pair_command_line`` and
+# ``pair_username`` columns of ``p``'s rows (filter ``p`` first: the join is per row that survives).
+PAIR_PROCESS_JOIN = """
+    JOIN processes pp_r ON pp_r.host = p.host AND pp_r.process_identity = p.process_identity
+    LEFT JOIN varied_pairs pp_v ON pp_v.host = p.host AND pp_v.process_identity = p.process_identity
+         AND pp_v.protocol = p.protocol AND pp_v.remote_ip = p.remote_ip
+         AND pp_v.remote_port IS NOT DISTINCT FROM p.remote_port"""
+PAIR_COMMAND_LINE = "CASE WHEN pp_r.variants > 1 THEN pp_v.command_line ELSE pp_r.command_line END"
+PAIR_USERNAME = "CASE WHEN pp_r.variants > 1 THEN pp_v.username ELSE pp_r.username END"
 _SERVICES_SQL = f"""
 CREATE OR REPLACE TEMP TABLE all_services AS
 WITH served AS (
@@ -258,6 +270,7 @@ class Context:
             FROM connections c LEFT JOIN peers p ON p.ip = c.remote_ip
             WHERE NOT (coalesce(p.ignored, true) AND c.protocol <> 'raw')""")
         con.execute(_PROCESSES_SQL)
+        con.execute(_VARIED_PAIRS_SQL)
         con.execute(_PAIRS_SQL)
         con.execute(_SERVICES_SQL)
         if not self.config.allow:

@@ -52,10 +52,16 @@ class Cryptominer(Detector):
                     WHERE remote_hostname IS NOT NULL AND regexp_matches(remote_hostname, $pool_name))
                 GROUP BY ALL
             ), markers AS (
-                SELECT command_line, regexp_extract(command_line, $cmdline) AS marker FROM (
-                    SELECT unnest(list_filter(list(DISTINCT command_line),
-                                              lambda c: regexp_extract(c, $cmdline) <> '')) AS command_line
-                    FROM pairs WHERE protocol = 'tcp')
+                -- pairs whose command line names a miner: the pattern runs per process (per pair only for a
+                -- process whose rows show several command lines: varied_pairs)
+                SELECT p.host, p.process_identity, p.protocol, p.remote_ip, p.remote_port, m.marker
+                FROM pairs p JOIN (SELECT host, process_identity, regexp_extract(command_line, $cmdline) AS marker
+                                   FROM processes WHERE variants = 1) m USING (host, process_identity)
+                WHERE m.marker <> ''
+                UNION ALL
+                SELECT host, process_identity, protocol, remote_ip, remote_port,
+                       regexp_extract(command_line, $cmdline) AS marker
+                FROM varied_pairs WHERE regexp_extract(command_line, $cmdline) <> ''
             ), facts AS (
                 SELECT p.host, p.process_identity, p.destination, p.remote_ip, p.remote_port,
                        coalesce(m.marker, '') AS marker, pp.port IS NOT NULL AS pool_port, n.names,
@@ -64,7 +70,8 @@ class Cryptominer(Detector):
                 FROM pairs p
                 LEFT JOIN pool_ports pp ON pp.port = p.remote_port
                 LEFT JOIN names n ON n.host = p.host AND n.ip = p.remote_ip
-                LEFT JOIN markers m ON m.command_line = p.command_line
+                LEFT JOIN markers m ON m.host = p.host AND m.process_identity = p.process_identity
+                     AND m.protocol = p.protocol AND m.remote_ip = p.remote_ip AND m.remote_port = p.remote_port
                 -- only a pair with some reason below can be a signal
                 WHERE p.protocol = 'tcp' AND (m.marker IS NOT NULL OR pp.port IS NOT NULL OR n.names IS NOT NULL)
             ), reasons AS (

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from orchestrator.detectors.base import Context, Detector, values_table
+from orchestrator.detectors.base import PAIR_PROCESS_JOIN, PAIR_USERNAME, Context, Detector
 
 SHELLS = ("bash", "sh", "dash", "zsh", "ksh", "csh", "tcsh", "fish", "busybox", "ash", "nc", "ncat", "netcat",
           "nc.openbsd", "nc.traditional", "socat", "telnet", "cmd.exe", "powershell.exe", "pwsh.exe", "pwsh")
@@ -34,17 +34,17 @@ class ReverseShell(Detector):
     }
 
     def query(self, ctx: Context) -> tuple[str, dict[str, Any]]:
-        values_table(ctx.con, "shell_names", "name VARCHAR, shell BOOLEAN",
-                     [(n, True) for n in SHELLS] + [(n, False) for n in INTERPRETERS])
-        sql = """
+        sql = f"""
             WITH shells AS (
-                SELECT p.* FROM pairs p
-                WHERE p.protocol <> 'raw' AND (p.name IN (SELECT name FROM shell_names)
-                                               OR regexp_full_match(p.name, $versioned)))
+                -- the few shell pairs first, then their users
+                SELECT p.*, {PAIR_USERNAME} AS username
+                FROM (SELECT * FROM pairs WHERE protocol <> 'raw' AND (list_contains($names, name)
+                                                                       OR regexp_full_match(name, $versioned))) p
+                {PAIR_PROCESS_JOIN})
             SELECT host, process_identity, destination, remote_ip, remote_port,
                    CASE WHEN stdio THEN 'stdio' ELSE 'service_user' END AS reason,
                    CASE WHEN stdio AND regexp_matches(coalesce(username, ''), $service) THEN 10.0
                         WHEN stdio THEN 9.0 ELSE 7.5 END AS weight,
-                   MAP {'program': name, 'destination': destination, 'user': coalesce(username, '')} AS facts
+                   MAP {{'program': name, 'destination': destination, 'user': coalesce(username, '')}} AS facts
             FROM shells WHERE stdio OR regexp_matches(coalesce(username, ''), $service)"""
-        return sql, {"versioned": _VERSIONED, "service": SERVICE_ACCOUNT}
+        return sql, {"versioned": _VERSIONED, "service": SERVICE_ACCOUNT, "names": sorted({*SHELLS, *INTERPRETERS})}
