@@ -40,21 +40,23 @@ SIGNAL_COLUMNS = """
 NAME_SQL = ("lower(CASE WHEN coalesce(process_name, '') <> '' THEN process_name "
             "ELSE regexp_extract(replace(process_identity, '\\', '/'), '[^/]*$') END)")
 # The process facts detectors test (name, path, command line, user), once per process on a host. Most processes
-# show one set of facts in all their rows; the few that show several (``variants``) get theirs per pair below.
+# show one set of facts in all their rows; the few that show several (``varied``) get theirs per pair below.
 _PROCESSES_SQL = f"""
 CREATE OR REPLACE TEMP TABLE processes AS
 SELECT *, {NAME_SQL} AS name FROM (
     SELECT host, process_identity, min(process_name) AS process_name, min(process_path) AS process_path,
            min(command_line) AS command_line, min(username) AS username,
-           count(DISTINCT (process_name, process_path, command_line, username)) AS variants
-    FROM connections GROUP BY host, process_identity)
+           -- rows that disagree on the facts (a 64-bit hash of them, not a DISTINCT over millions of strings)
+           min(facts_hash) <> max(facts_hash) AS varied
+    FROM (SELECT *, hash(process_name, process_path, command_line, username) AS facts_hash FROM connections)
+    GROUP BY host, process_identity)
 """
 # Process facts per pair for the few processes that show several (the others' are their row in ``processes``).
 _VARIED_PAIRS_SQL = """
 CREATE OR REPLACE TEMP TABLE varied_pairs AS
 SELECT host, process_identity, protocol, remote_ip, remote_port, min(process_name) AS process_name,
        min(process_path) AS process_path, min(command_line) AS command_line, min(username) AS username
-FROM connections SEMI JOIN (SELECT host, process_identity FROM processes WHERE variants > 1)
+FROM connections SEMI JOIN (SELECT host, process_identity FROM processes WHERE varied)
      USING (host, process_identity)
 WHERE direction <> 'inbound'
 GROUP BY host, process_identity, protocol, remote_ip, remote_port
@@ -81,12 +83,12 @@ WITH stacked AS (
     FROM connections WHERE direction <> 'inbound'
     GROUP BY host, process_identity, protocol, remote_ip, remote_port
 )
-SELECT * EXCLUDE (variants, process_name_of), {DESTINATION_SQL} AS destination,
-       CASE WHEN variants > 1 THEN {NAME_SQL} ELSE process_name_of END AS name FROM (
+SELECT * EXCLUDE (varied, process_name_of), {DESTINATION_SQL} AS destination,
+       CASE WHEN varied THEN {NAME_SQL} ELSE process_name_of END AS name FROM (
     SELECT s.host, s.process_identity, s.protocol, s.remote_ip, s.remote_port, coalesce(n.internal, false) AS internal,
-           p.variants, p.name AS process_name_of,
-           CASE WHEN p.variants > 1 THEN v.process_name ELSE p.process_name END AS process_name,
-           CASE WHEN p.variants > 1 THEN v.process_path ELSE p.process_path END AS process_path,
+           p.varied, p.name AS process_name_of,
+           CASE WHEN p.varied THEN v.process_name ELSE p.process_name END AS process_name,
+           CASE WHEN p.varied THEN v.process_path ELSE p.process_path END AS process_path,
            s.* EXCLUDE (host, process_identity, protocol, remote_ip, remote_port)
     FROM stacked s
     LEFT JOIN peers n ON n.ip = s.remote_ip
@@ -102,8 +104,8 @@ PAIR_PROCESS_JOIN = """
     LEFT JOIN varied_pairs pp_v ON pp_v.host = p.host AND pp_v.process_identity = p.process_identity
          AND pp_v.protocol = p.protocol AND pp_v.remote_ip = p.remote_ip
          AND pp_v.remote_port IS NOT DISTINCT FROM p.remote_port"""
-PAIR_COMMAND_LINE = "CASE WHEN pp_r.variants > 1 THEN pp_v.command_line ELSE pp_r.command_line END"
-PAIR_USERNAME = "CASE WHEN pp_r.variants > 1 THEN pp_v.username ELSE pp_r.username END"
+PAIR_COMMAND_LINE = "CASE WHEN pp_r.varied THEN pp_v.command_line ELSE pp_r.command_line END"
+PAIR_USERNAME = "CASE WHEN pp_r.varied THEN pp_v.username ELSE pp_r.username END"
 _SERVICES_SQL = f"""
 CREATE OR REPLACE TEMP TABLE all_services AS
 WITH served AS (
@@ -117,18 +119,18 @@ WITH served AS (
 ), varied AS (
     SELECT host, process_identity, protocol, local_port, min(process_name) AS process_name,
            min(process_path) AS process_path, min(command_line) AS command_line, min(username) AS username
-    FROM classified SEMI JOIN (SELECT host, process_identity FROM processes WHERE variants > 1)
+    FROM classified SEMI JOIN (SELECT host, process_identity FROM processes WHERE varied)
          USING (host, process_identity)
     WHERE direction = 'inbound'
     GROUP BY host, process_identity, protocol, local_port
 )
-SELECT * EXCLUDE (variants, process_name_of), 'port ' || local_port || ' (inbound)' AS destination,
-       CASE WHEN variants > 1 THEN {NAME_SQL} ELSE process_name_of END AS name FROM (
-    SELECT s.host, s.process_identity, s.protocol, s.local_port, p.variants, p.name AS process_name_of,
-           CASE WHEN p.variants > 1 THEN v.process_name ELSE p.process_name END AS process_name,
-           CASE WHEN p.variants > 1 THEN v.process_path ELSE p.process_path END AS process_path,
-           CASE WHEN p.variants > 1 THEN v.command_line ELSE p.command_line END AS command_line,
-           CASE WHEN p.variants > 1 THEN v.username ELSE p.username END AS username,
+SELECT * EXCLUDE (varied, process_name_of), 'port ' || local_port || ' (inbound)' AS destination,
+       CASE WHEN varied THEN {NAME_SQL} ELSE process_name_of END AS name FROM (
+    SELECT s.host, s.process_identity, s.protocol, s.local_port, p.varied, p.name AS process_name_of,
+           CASE WHEN p.varied THEN v.process_name ELSE p.process_name END AS process_name,
+           CASE WHEN p.varied THEN v.process_path ELSE p.process_path END AS process_path,
+           CASE WHEN p.varied THEN v.command_line ELSE p.command_line END AS command_line,
+           CASE WHEN p.varied THEN v.username ELSE p.username END AS username,
            s.* EXCLUDE (host, process_identity, protocol, local_port)
     FROM served s
     JOIN processes p ON p.host = s.host AND p.process_identity = s.process_identity

@@ -56,7 +56,7 @@ class Cryptominer(Detector):
                 -- process whose rows show several command lines: varied_pairs)
                 SELECT p.host, p.process_identity, p.protocol, p.remote_ip, p.remote_port, m.marker
                 FROM pairs p JOIN (SELECT host, process_identity, regexp_extract(command_line, $cmdline) AS marker
-                                   FROM processes WHERE variants = 1) m USING (host, process_identity)
+                                   FROM processes WHERE NOT varied) m USING (host, process_identity)
                 WHERE m.marker <> ''
                 UNION ALL
                 SELECT host, process_identity, protocol, remote_ip, remote_port,

@@ -231,3 +231,23 @@ def test_peer_classification_in_sql_agrees_with_the_config_rules(jsonl, loopback
                      and addr in net]
         want = (config.is_ignored_peer(ip) or ip in ("0.0.0.0", "::"), config.is_internal(ip), want_nets)
         assert got[ip] == want, ip
+
+
+def test_a_process_with_two_command_lines_keeps_each_pairs_own_facts(jsonl) -> None:
+    """Process facts are taken once per process, except where its rows disagree: then per pair, exactly. A python
+    serving files and a python running a miner on one host must not lend each other their command lines."""
+    server = connection(pid=20, process_name="python3", process_path="/usr/bin/python3", username="alice",
+                        command_line="python3 -m http.server 8000", remote_ip="198.51.100.40", remote_port=443)
+    miner = connection(pid=21, process_name="python3", process_path="/usr/bin/python3", username="www-data",
+                       command_line="python3 miner.py -o stratum+tcp://203.0.113.9:3333",
+                       remote_ip="203.0.113.9", remote_port=3333, first_seen=at(0), last_seen=at(300))
+    store = Store()
+    ingest_files([jsonl("two.jsonl", [server, miner])], store)
+    ctx = Context(store, Config())
+    assert ctx.con.execute("SELECT varied FROM processes").fetchall() == [(True,)]
+    report = analyse(store, Config())
+    reasons = {(f.destination, c.detector, c.reason) for f in report.findings for c in f.contributions}
+    assert ("203.0.113.9:3333", "cryptominer", "miner_cmdline") in reasons
+    assert not any(d == "198.51.100.40:443" and r == "miner_cmdline" for d, _, r in reasons)
+    miner_finding = next(f for f in report.findings if f.destination == "203.0.113.9:3333")
+    assert "miner.py" in miner_finding.command_line
