@@ -71,15 +71,18 @@ class Listener(Detector):
                 FROM classed c JOIN fleet f USING (process_identity, local_port) JOIN programs g USING
                     (process_identity)
                 WHERE $fleet AND f.hosts = 1 AND g.program_hosts >= $min_fleet AND c.local_port < 32768
+            ), samples AS (
+                -- a few of the clients, read for the flagged services only
+                SELECT f.host, f.process_identity, f.local_port,
+                       list(DISTINCT f.remote_ip ORDER BY f.remote_ip)[1:3] AS sample
+                FROM flows f SEMI JOIN reasons r USING (host, process_identity, local_port)
+                WHERE f.direction = 'inbound' GROUP BY ALL
             )
             SELECT r.host, r.process_identity, r.destination, r.reason, r.weight, r.local_port AS remote_port,
                    MAP {'program': r.name, 'protocol': r.protocol, 'port': r.local_port::VARCHAR,
                         'path': coalesce(r.process_path, ''), 'clients': coalesce(r.number, 0)::VARCHAR,
                         'program_hosts': coalesce(r.number, 0)::VARCHAR,
-                        'sample': coalesce(array_to_string(
-                            (SELECT list(DISTINCT f.remote_ip ORDER BY f.remote_ip)[1:3] FROM flows f
-                             WHERE f.host = r.host AND f.process_identity = r.process_identity
-                               AND f.local_port = r.local_port AND f.direction = 'inbound'), ', '), '')} AS facts
-            FROM reasons r"""
+                        'sample': coalesce(array_to_string(x.sample, ', '), '')} AS facts
+            FROM reasons r LEFT JOIN samples x USING (host, process_identity, local_port)"""
         return sql, {"shells": list(SHELLS), "interpreters": list(INTERPRETERS), "odd": ODD_DIRS,
                      "fleet": ctx.fleet, "min_fleet": ctx.config.min_fleet_for_prevalence}
