@@ -108,14 +108,23 @@ PAIR_COMMAND_LINE = "CASE WHEN pp_r.varied THEN pp_v.command_line ELSE pp_r.comm
 PAIR_USERNAME = "CASE WHEN pp_r.varied THEN pp_v.username ELSE pp_r.username END"
 _SERVICES_SQL = f"""
 CREATE OR REPLACE TEMP TABLE all_services AS
-WITH served AS (
+WITH clients AS (
+    -- one row per client of a service first: the peer filter then runs per client, not per row
+    SELECT c.*, coalesce(n.internal, false) AS internal FROM (
+        SELECT host, process_identity, protocol, local_port, remote_ip, count(*) AS connections,
+               min(first_seen) AS first_seen, max(last_seen) AS last_seen, bool_or(attributed) AS attributed,
+               bool_or(coalesce(stdio, false)) AS stdio
+        FROM connections WHERE direction = 'inbound'
+        GROUP BY host, process_identity, protocol, local_port, remote_ip) c
+    LEFT JOIN peers n ON n.ip = c.remote_ip
+    WHERE NOT (coalesce(n.ignored, true) AND c.protocol <> 'raw')
+), served AS (
     SELECT host, process_identity, protocol, local_port,
-           count(*) AS connections, count(DISTINCT remote_ip) AS clients,
-           count(DISTINCT remote_ip) FILTER (WHERE NOT internal) AS external_clients,
+           sum(connections) AS connections, count(*) AS clients,
+           count(*) FILTER (WHERE NOT internal) AS external_clients,
            min(first_seen) AS first_seen, max(last_seen) AS last_seen, bool_or(attributed) AS attributed,
-           bool_or(coalesce(stdio, false)) AS stdio
-    FROM classified WHERE direction = 'inbound'
-    GROUP BY host, process_identity, protocol, local_port
+           bool_or(stdio) AS stdio
+    FROM clients GROUP BY host, process_identity, protocol, local_port
 ), varied AS (
     SELECT host, process_identity, protocol, local_port, min(process_name) AS process_name,
            min(process_path) AS process_path, min(command_line) AS command_line, min(username) AS username
