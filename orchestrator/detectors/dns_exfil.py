@@ -110,18 +110,14 @@ class DnsExfil(Detector):
 
     def query(self, ctx: Context) -> tuple[str, dict[str, Any]]:
         con = ctx.con
-        # One row per (host, process, query): its domain, subdomain and longest label follow from the query (per
-        # distinct query), and the servers it went to are counted apart (query_servers).
+        # Per distinct query: its domain, subdomain and longest label; the label tests run per distinct label.
         con.execute("""
-            CREATE OR REPLACE TEMP TABLE query_shapes AS
-            SELECT s.*, d.domain, d.subdomain, d.label
-            FROM (SELECT host, process_identity, query, min(name) AS name, count(*) AS n
-                  FROM queries GROUP BY host, process_identity, query) s
-            JOIN (SELECT query, domain, subdomain,
-                         list_reduce(string_split(subdomain, '.'),
-                                     lambda a, b: CASE WHEN length(b) > length(a) THEN b ELSE a END) AS label
-                  FROM query_domains) d USING (query)""")
-        build_labels(con, "SELECT DISTINCT label FROM query_shapes WHERE label IS NOT NULL")
+            CREATE OR REPLACE TEMP TABLE query_labels AS
+            SELECT query, domain, subdomain,
+                   list_reduce(string_split(subdomain, '.'),
+                               lambda a, b: CASE WHEN length(b) > length(a) THEN b ELSE a END) AS label
+            FROM query_domains""")
+        build_labels(con, "SELECT DISTINCT label FROM query_labels WHERE label IS NOT NULL")
         values_table(con, "resolver_programs", "name VARCHAR", ((n,) for n in sorted(RESOLVER_PROGRAMS)))
         # In a fleet, a server that at least half the hosts query is a resolver (triage adds /etc/resolv.conf's).
         con.execute("""
@@ -130,6 +126,21 @@ class DnsExfil(Detector):
             UNION SELECT server_ip FROM queries WHERE server_ip IS NOT NULL AND ?
             GROUP BY server_ip HAVING count(DISTINCT host) >= ? * ?""",
                     [sorted(ctx.config.resolver_set), ctx.fleet, ctx.config.common_share, ctx.fleet_size])
+        # The domains that can give a signal at all: enough distinct subdomains in the whole data, an encoded
+        # label, or a query sent past the resolvers. Only their queries are grouped per host and process.
+        con.execute("""
+            CREATE OR REPLACE TEMP TABLE exfil_candidates AS
+            SELECT domain FROM query_labels WHERE subdomain <> '' GROUP BY domain HAVING count(*) >= ?
+            UNION SELECT q.domain FROM query_labels q JOIN labels l USING (label) WHERE l.encoded
+            UNION SELECT domain FROM queries WHERE server_ip IS NOT NULL AND NOT starts_with(server_ip, '127.')
+                  AND server_ip NOT IN (SELECT ip FROM resolvers)""", [MIN_UNIQUE_SUBDOMAINS])
+        # One row per (host, process, query) of those domains; the servers it went to are counted apart.
+        con.execute("""
+            CREATE OR REPLACE TEMP TABLE query_shapes AS
+            SELECT s.*, d.domain, d.subdomain, d.label
+            FROM (SELECT host, process_identity, query, min(name) AS name, count(*) AS n
+                  FROM queries SEMI JOIN exfil_candidates USING (domain) GROUP BY host, process_identity, query) s
+            JOIN query_labels d USING (query)""")
         sql = """
             WITH per_domain AS (
                 SELECT q.host, q.process_identity, q.domain, min(q.name) AS name, sum(q.n) AS queries,
@@ -140,7 +151,7 @@ class DnsExfil(Detector):
                 GROUP BY q.host, q.process_identity, q.domain
             ), servers AS (
                 SELECT host, process_identity, domain, server_ip, count(*) AS n
-                FROM queries WHERE server_ip IS NOT NULL GROUP BY ALL
+                FROM queries SEMI JOIN exfil_candidates USING (domain) WHERE server_ip IS NOT NULL GROUP BY ALL
             ), direct AS (
                 SELECT s.host, s.process_identity, s.domain,
                        string_agg(s.server_ip || ' (' || s.n || ' queries)', ', ' ORDER BY s.n DESC, s.server_ip)
