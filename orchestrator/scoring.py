@@ -54,8 +54,9 @@ SELECT host, process_identity, covered, min(destination) AS into_destination FRO
     SELECT host, process_identity, destination, unnest(covers) AS covered FROM signals WHERE len(covers) > 0)
 WHERE covered <> destination GROUP BY ALL;
 
--- a folded group keeps only its context signals, moved into the covering finding
-CREATE OR REPLACE TEMP TABLE folded AS
+-- a folded group keeps only its context signals, moved into the covering finding (views: copying the signals'
+-- facts maps is what costs here, and only ``kept`` needs them stored)
+CREATE OR REPLACE TEMP VIEW folded AS
 SELECT s.* REPLACE (coalesce(f.into_destination, s.destination) AS destination)
 FROM signals s LEFT JOIN folds f
   ON f.host = s.host AND f.process_identity = s.process_identity AND f.covered = s.destination
@@ -77,7 +78,7 @@ WITH owners AS (
 SELECT DISTINCT o.host, o.orphan, w.process_identity, w.destination
 FROM orphans o JOIN owners w ON w.host = o.host AND w.reached = o.reached;
 
-CREATE OR REPLACE TEMP TABLE scored_signals AS
+CREATE OR REPLACE TEMP VIEW scored_signals AS
 SELECT * FROM folded f
 WHERE NOT (f.process_identity = '{UNKNOWN_PROCESS}'
            AND EXISTS (SELECT 1 FROM orphan_owners o WHERE o.host = f.host AND o.orphan = f.destination))
