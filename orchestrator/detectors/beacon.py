@@ -27,7 +27,8 @@ BEACON_STATS_SQL = """
 WITH eligible AS MATERIALIZED (
     -- pairs with enough connections to be a series at all: every later step reads only their rows
     SELECT row_number() OVER (ORDER BY host, process_identity, protocol, remote_ip, remote_port) AS pair,
-           host, process_identity, protocol, remote_ip, remote_port FROM pairs
+           host, process_identity, protocol, remote_ip, remote_port,
+           destination, first_seen, internal, process_path, name FROM pairs
     WHERE protocol <> 'raw' AND connections >= $min_connections
 ), starts AS MATERIALIZED (
     SELECT DISTINCT e.pair, epoch(f.first_seen) AS t
@@ -96,7 +97,8 @@ WITH eligible AS MATERIALIZED (
            CASE WHEN q2 > 0 THEN greatest(0.0, 1 - mad / (0.75 * q2)) ELSE 0.0 END AS mad_score
     FROM spread
 )
-SELECT e.host, e.process_identity, e.protocol, e.remote_ip, e.remote_port, s.* EXCLUDE (pair),
+SELECT e.host, e.process_identity, e.protocol, e.remote_ip, e.remote_port, e.destination, e.first_seen, e.internal,
+       e.process_path, e.name, s.* EXCLUDE (pair),
        s.n + 1 AS connections,
        round(greatest(0.0, ((1 - least(1.0, abs(s.skew)) * s.spread_share) + s.mad_score + s.near) / 3
                       - 0.25 * s.folded / s.n), 3) AS score
@@ -126,12 +128,10 @@ class Beacon(Detector):
             WITH stats AS ({BEACON_STATS_SQL}), judged AS (
                 -- a pool or health check: an installed program (not a LOLBin, a shell or a writable-path binary)
                 -- polling an internal host on a service port
-                SELECT s.*, p.destination, p.first_seen,
-                       p.internal AND list_contains($internal_services, p.remote_port)
-                       AND NOT regexp_matches(lower(coalesce(p.process_path, p.process_identity)), $odd)
-                       AND p.name NOT IN (SELECT name FROM beacon_loud_names) AS quiet
-                FROM (SELECT * FROM stats WHERE score >= {MIN_SCORE}) s
-                JOIN pairs p USING (host, process_identity, protocol, remote_ip, remote_port))
+                SELECT *, internal AND list_contains($internal_services, remote_port)
+                          AND NOT regexp_matches(lower(coalesce(process_path, process_identity)), $odd)
+                          AND name NOT IN (SELECT name FROM beacon_loud_names) AS quiet
+                FROM stats WHERE score >= {MIN_SCORE})
             SELECT s.host, s.process_identity, s.destination, s.remote_ip, s.remote_port,
                    CASE WHEN s.quiet THEN 'internal_service' ELSE 'regular' END AS reason,
                    round(4.0 * s.score, 2) AS weight, CASE WHEN s.quiet THEN $service_scale ELSE 1.0 END AS scale,
@@ -162,7 +162,8 @@ def series_stats(starts: list[float], min_connections: int = 4, gap_s: float = 1
                 "make_timestamp((t * 1e6)::BIGINT) AS collected_at FROM unnest(?::DOUBLE[]) u(t)", [starts])
     con.execute("CREATE TEMP VIEW flows AS SELECT * FROM connections")
     con.execute("CREATE TEMP TABLE pairs AS SELECT host, process_identity, protocol, remote_ip, remote_port, "
-                "count(*) AS connections FROM connections GROUP BY ALL")
+                "count(*) AS connections, '192.0.2.1:443' AS destination, min(first_seen) AS first_seen, "
+                "false AS internal, NULL::VARCHAR AS process_path, 'p' AS name FROM connections GROUP BY ALL")
     cursor = con.execute(BEACON_STATS_SQL, {"min_connections": min_connections, "gap": gap_s,
                                             "min_interval": MIN_INTERVAL_S})
     names = [d[0] for d in cursor.description]
