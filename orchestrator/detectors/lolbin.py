@@ -66,11 +66,10 @@ class Lolbin(Detector):
                    CASE WHEN l.name IS NOT NULL THEN 2.0 ELSE coalesce(sh.weight, 1.0) END AS weight,
                    coalesce(l.technique, 'T1059') AS technique,
                    MAP {'program': p.name, 'why': coalesce(l.why, ''), 'destination': p.destination} AS facts
-            FROM pairs p LEFT JOIN lolbins l ON l.name = p.name LEFT JOIN shells sh ON sh.name = p.name
-            WHERE p.protocol <> 'raw'
-              AND (l.name IS NOT NULL OR p.name IN (SELECT name FROM shells)
-                   OR regexp_full_match(p.name, $python))"""
-        return sql, {"python": PYTHON_VERSIONED}
+            FROM (SELECT * FROM pairs WHERE protocol <> 'raw'
+                  AND (list_contains($names, name) OR regexp_full_match(name, $python))) p
+            LEFT JOIN lolbins l ON l.name = p.name LEFT JOIN shells sh ON sh.name = p.name"""
+        return sql, {"python": PYTHON_VERSIONED, "names": sorted({*LOLBINS, *SHELLS, *INTERPRETERS})}
 
 
 class OddPath(Detector):

@@ -52,10 +52,12 @@ class Rarity(Detector):
             WITH wanted AS (SELECT DISTINCT destination FROM candidates),
             programs_wanted AS (SELECT DISTINCT process_identity FROM candidates),
             seen AS (
+                -- (UNION ALL: the counts below are of distinct hosts anyway)
                 SELECT host, process_identity, destination FROM pairs SEMI JOIN wanted USING (destination)
-                UNION SELECT host, process_identity, domain FROM queries
+                UNION ALL SELECT host, process_identity, domain FROM queries
                 WHERE domain IN (SELECT destination FROM wanted)
-                UNION SELECT host, process_identity, destination FROM services SEMI JOIN wanted USING (destination)
+                UNION ALL SELECT host, process_identity, destination FROM services SEMI JOIN wanted
+                    USING (destination)
             ), pair_hosts AS (
                 SELECT process_identity, destination, count(DISTINCT host) AS hosts FROM seen GROUP BY ALL
             ), destination_hosts AS (
@@ -63,9 +65,9 @@ class Rarity(Detector):
             ), program_hosts AS (
                 SELECT process_identity, count(DISTINCT host) AS program_hosts FROM (
                     SELECT host, process_identity FROM pairs SEMI JOIN programs_wanted USING (process_identity)
-                    UNION SELECT host, process_identity FROM services SEMI JOIN programs_wanted
+                    UNION ALL SELECT host, process_identity FROM services SEMI JOIN programs_wanted
                         USING (process_identity)
-                    UNION SELECT host, process_identity FROM queries SEMI JOIN programs_wanted
+                    UNION ALL SELECT host, process_identity FROM queries SEMI JOIN programs_wanted
                         USING (process_identity)) GROUP BY ALL
             ), judged AS (
                 SELECT c.host, c.process_identity, c.destination, ph.hosts, dh.destination_hosts, g.program_hosts,
