@@ -160,3 +160,13 @@ def one_connection(records: list[dict], local_port: int, remote_port: int) -> di
              and r["remote_port"] == remote_port]
     assert len(found) == 1, f"expected one connection {local_port} -> {remote_port}, got {found}"
     return found[0]
+
+
+def has_ipv6() -> bool:
+    """Whether this machine can bind an IPv6 loopback socket (some sandboxes have no ::1)."""
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
+            probe.bind(("::1", 0))
+        return True
+    except OSError:
+        return False

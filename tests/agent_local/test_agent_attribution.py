@@ -12,7 +12,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from agent_helpers import HOLD_CONNECTION, one_connection, readline
+from agent_helpers import HOLD_CONNECTION, has_ipv6, one_connection, readline
 
 import agent_local
 from agent_local import snapshot
@@ -63,7 +63,7 @@ def test_server_end_attributed_to_this_process(children, listener):
 def test_ipv6_connection(children):
     from agent_helpers import Listener
 
-    if not os.path.exists("/proc/net/tcp6") or not socket_has_ipv6():
+    if not os.path.exists("/proc/net/tcp6") or not has_ipv6():
         pytest.skip("no IPv6 loopback")
     lst = Listener("::1")
     try:
@@ -109,17 +109,6 @@ def _wait_accepted(listener, count: int, timeout: float = 5.0) -> bool:
     return len(listener.accepted) >= count
 
 
-def socket_has_ipv6() -> bool:
-    import socket
-
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
-            probe.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
-
-
 def agent_local_time(text: str) -> float:
     from datetime import datetime
 
@@ -130,7 +119,7 @@ def agent_local_time(text: str) -> float:
 def test_ipv4_mapped_peer_on_a_dual_stack_socket_reads_as_ipv4(children):
     import socket
 
-    if not socket_has_ipv6():
+    if not has_ipv6():
         pytest.skip("no IPv6")
     server = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
     try:

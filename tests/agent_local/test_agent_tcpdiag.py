@@ -14,21 +14,13 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from agent_helpers import has_ipv6
 
 from agent_local import netfiles, tcpdiag
 from agent_local.hashing import ExeHasher
 from agent_local.linux import ProcfsSnapshotter
 
 _TCP_TABLES = (("tcp", "tcp", "ipv4"), ("tcp6", "tcp", "ipv6"))
-
-
-def _has_ipv6() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
-            probe.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
 
 
 @contextlib.contextmanager
@@ -62,7 +54,7 @@ def _sockets() -> Iterator[set[int]]:
         client, accepted = connect(v4, "127.0.0.1")
         client.close()  # the client closes first: its end lingers ownerless in TIME_WAIT
         accepted.close()
-        if _has_ipv6():
+        if has_ipv6():
             dual = listen(socket.AF_INET6, "::", v6only=False)
             connect(dual, "127.0.0.1")  # the accepted end is ::ffff:127.0.0.1 in tcp6: reported as IPv4
             only6 = listen(socket.AF_INET6, "::1", v6only=True)
@@ -99,7 +91,7 @@ def test_dump_and_proc_net_give_the_same_rows():
     states = {row.state for row in from_dump}
     assert {"LISTEN", "ESTABLISHED", "CLOSE_WAIT", "FIN_WAIT2", "TIME_WAIT"} <= states
     assert all(row.state == "LISTEN" for row in _ours(tcpdiag.parse(listening), ports))
-    if _has_ipv6():
+    if has_ipv6():
         assert {row.family for row in from_dump} == {"ipv4", "ipv6"}
 
 
