@@ -67,8 +67,8 @@ GROUP BY host, process_identity, protocol, remote_ip, remote_port
 # rows only. Stacking reads the stored rows and groups on the pair alone; the peer filter is a property of the
 # pair's remote address, so it is applied to the pairs (millions), not to the rows (tens of millions), and so are
 # the process facts (a min over strings per pair cost more than the stacking itself). Command line and user, which
-# two detectors test, are joined by those detectors for their candidates (PAIR_PROCESS_JOIN): copying them into
-# millions of pairs cost more than either detector.
+# two detectors test, are left in ``processes`` / ``varied_pairs`` for those detectors to join for their candidates
+# (PAIR_PROCESS_JOIN): copying them into millions of pairs cost more than either detector.
 _PAIRS_SQL = f"""
 CREATE OR REPLACE TEMP TABLE all_pairs AS
 WITH stacked AS (
@@ -98,14 +98,13 @@ SELECT * EXCLUDE (varied, process_name_of), {DESTINATION_SQL} AS destination,
          AND v.protocol = s.protocol AND v.remote_ip = s.remote_ip AND v.remote_port IS NOT DISTINCT FROM s.remote_port
     WHERE NOT (coalesce(n.ignored, true) AND s.protocol <> 'raw'))
 """
-# A pair's command line and user: ``FROM pairs p {PAIR_PROCESS_JOIN}`` makes ``pair_command_line`` and
-# ``pair_username`` columns of ``p``'s rows (filter ``p`` first: the join is per row that survives).
+# A pair's user (or command line): ``SELECT {PAIR_USERNAME} ... FROM pairs p {PAIR_PROCESS_JOIN}`` (filter ``p``
+# first: the join is per pair that survives). The cryptominer tests command lines per process instead.
 PAIR_PROCESS_JOIN = """
     JOIN processes pp_r ON pp_r.host = p.host AND pp_r.process_identity = p.process_identity
     LEFT JOIN varied_pairs pp_v ON pp_v.host = p.host AND pp_v.process_identity = p.process_identity
          AND pp_v.protocol = p.protocol AND pp_v.remote_ip = p.remote_ip
          AND pp_v.remote_port IS NOT DISTINCT FROM p.remote_port"""
-PAIR_COMMAND_LINE = "CASE WHEN pp_r.varied THEN pp_v.command_line ELSE pp_r.command_line END"
 PAIR_USERNAME = "CASE WHEN pp_r.varied THEN pp_v.username ELSE pp_r.username END"
 _SERVICES_SQL = f"""
 CREATE OR REPLACE TEMP TABLE all_services AS
