@@ -235,18 +235,19 @@ class Context:
             WHERE i.v4 IS NOT NULL GROUP BY i.ip, i.v4""")
         others = [r[0] for r in con.execute("SELECT ip FROM peer_ips WHERE v4 IS NULL").fetchall()]
         nets = self.config.allow_networks
-        rows = []
+        ignored, internal, allow_nets = [], [], []
         for ip in others:
+            ignored.append(self.config.is_ignored_peer(ip) or ip in ("", "0.0.0.0", "::"))
+            internal.append(self.config.is_internal(ip))
             try:
                 addr = ipaddress.ip_address(ip)
-                allow_nets = [i for i, (_, net) in enumerate(nets)
-                              if net is not None and addr.version == net.version and addr in net]
+                allow_nets.append([i for i, (_, net) in enumerate(nets)
+                                   if net is not None and addr.version == net.version and addr in net])
             except ValueError:
-                allow_nets = []
-            rows.append((ip, self.config.is_ignored_peer(ip) or ip in ("", "0.0.0.0", "::"),
-                         self.config.is_internal(ip), allow_nets))
-        if rows:
-            con.executemany("INSERT INTO peers VALUES (?, ?, ?, ?)", rows)
+                allow_nets.append([])
+        if others:  # one statement for all of them (an IPv6 fleet has tens of thousands)
+            con.execute("INSERT INTO peers SELECT unnest(?::VARCHAR[]), unnest(?::BOOLEAN[]), unnest(?::BOOLEAN[]), "
+                        "unnest(?::INTEGER[][])", [others, ignored, internal, allow_nets])
 
     def _v4_ranges(self) -> list[tuple[str, int, int, int]]:
         """The IPv4 networks that classify a peer, as integer ranges: what ``Config.is_ignored_peer`` ignores
