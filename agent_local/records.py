@@ -85,18 +85,23 @@ def _process_part(facts: ProcessFacts) -> dict[str, Any]:
     return part
 
 
-def _head(facts: ProcessFacts | None, inode: int, uid: int, base: dict[str, Any],
-          heads: dict[int, dict[str, Any]], unattributed_head: dict[str, Any]) -> dict[str, Any]:
-    """The host and process fields of a record, merged once per process per batch."""
+def _head(facts: ProcessFacts | None, inode: int, uid: int, base: dict[str, Any], tail: dict[str, Any],
+          heads: dict[int, dict[str, Any]], by_user: dict[int, dict[str, Any]],
+          unattributed: dict[str, Any]) -> dict[str, Any]:
+    """The fields a record shares with the others of its process (or of its user) in a batch, built once each:
+    ``base`` + the process's fields + ``tail``; ``unattributed`` where no process and no user is known."""
     if facts is not None:
         head = heads.get(id(facts))
         if head is None:
-            head = heads[id(facts)] = {**base, **_process_part(facts)}
+            head = heads[id(facts)] = {**base, **_process_part(facts), **tail}
         return head
     if inode and uid >= 0:
         # The socket table still says which user owns the socket, even when its process is out of sight.
-        return {**unattributed_head, "username": user_name(uid)}
-    return unattributed_head
+        head = by_user.get(uid)
+        if head is None:
+            head = by_user[uid] = {**unattributed, "username": user_name(uid)}
+        return head
+    return unattributed
 
 
 # The socket and sampling fields of a connection record, after the host and process ones. Each record is a copy of
@@ -120,6 +125,7 @@ def connection_records(host: HostInfo, entries: Iterable[Sequence[Any]], collect
     times: dict[float, str | None] = {}
     templates: dict[int, dict[str, Any]] = {}  # id(facts) -> template
     by_user: dict[int, dict[str, Any]] = {}  # uid -> template of a socket whose process is out of sight
+    attributed_tail = {**_CONNECTION_TAIL, "attributed": True}
     unattributed = {**base, **_UNATTRIBUTED_PART, **_CONNECTION_TAIL, "attributed": False}
     out: list[dict[str, Any]] = []
     append = out.append
@@ -127,18 +133,7 @@ def connection_records(host: HostInfo, entries: Iterable[Sequence[Any]], collect
         first_seen, last_seen, obs = entry[0], entry[1], entry[3]
         facts = obs[1]
         protocol, local_ip, local_port, remote_ip, remote_port, family, state, inode, uid = obs[0]
-        if facts is not None:
-            template = templates.get(id(facts))
-            if template is None:
-                template = templates[id(facts)] = {**base, **_process_part(facts), **_CONNECTION_TAIL,
-                                                   "attributed": True}
-        elif inode and uid >= 0:
-            # The socket table still says which user owns the socket, even when its process is out of sight.
-            template = by_user.get(uid)
-            if template is None:
-                template = by_user[uid] = {**unattributed, "username": user_name(uid)}
-        else:
-            template = unattributed
+        template = _head(facts, inode, uid, base, attributed_tail, templates, by_user, unattributed)
         first = times.get(first_seen)
         if first is None:
             first = times[first_seen] = iso(first_seen)
@@ -170,12 +165,13 @@ def listener_records(host: HostInfo, entries: Iterable[Sequence[Any]], collected
     base = {"kind": "listener", "host": host.host, "host_id": host.host_id, "os": host.os,
             "collected_at": iso(collected_at), "source": SOURCE}
     heads: dict[int, dict[str, Any]] = {}
+    by_user: dict[int, dict[str, Any]] = {}
     unattributed_head = {**base, **_UNATTRIBUTED_PART}
     out: list[dict[str, Any]] = []
     for entry in entries:
         obs = entry[3]
         sock, facts = obs[0], obs[1]
-        out.append({**_head(facts, sock.inode, sock.uid, base, heads, unattributed_head),
+        out.append({**_head(facts, sock.inode, sock.uid, base, {}, heads, by_user, unattributed_head),
                     "protocol": sock.protocol, "family": sock.family, "local_ip": sock.local_ip,
                     "local_port": sock.local_port, "first_seen": iso(entry[0]), "last_seen": iso(entry[1]),
                     "observations": entry[2], "attributed": facts is not None})
