@@ -241,8 +241,16 @@ class Velociraptor:
         self.stop("frontend")
         self.start_server(timeout)
 
-    def wait_enrolled(self, timeout: float = 120) -> None:
-        """Until the client shows up with a hostname and a finished interrogation."""
+    def wait_enrolled(self, timeout: float = 120, reinterrogate_after: float = 30) -> None:
+        """Until the client shows up with a hostname and a finished interrogation.
+
+        Velociraptor 0.77.2 can lose the first interrogation: the client's first poll gets an empty message
+        ("Unsupported payload for message") and the server's Generic.Client.Info flow stays RUNNING for ever. When
+        the client is known but still has no hostname after ``reinterrogate_after`` seconds, collect
+        Generic.Client.Info once more, as the GUI's Interrogate button does; its completion fills in the record.
+        """
+        started = time.monotonic()
+        reissued: list[str] = []
 
         def enrolled() -> dict[str, Any] | None:
             self._check_alive()
@@ -250,14 +258,23 @@ class Velociraptor:
             for row in rows:
                 if (row.get("os_info") or {}).get("hostname") and row.get("last_interrogate_flow_id"):
                     return row
+            if rows and not reissued and time.monotonic() - started > reinterrogate_after:
+                reissued.append(self.interrogate(rows[0]["client_id"]))
             return None
 
         try:
             row = wait_for(enrolled, timeout, 1.0, "the client to enrol and be interrogated")
         except HarnessError as exc:
-            raise HarnessError(f"{exc}\n{self.logs_tail()}") from None
+            again = f" (Generic.Client.Info re-issued as {reissued[0]})" if reissued else ""
+            raise HarnessError(f"{exc}{again}\n{self.logs_tail()}") from None
         self.client_id = row["client_id"]
         self.hostname = row["os_info"]["hostname"]
+
+    def interrogate(self, client_id: str) -> str:
+        """Start a Generic.Client.Info collection on the client; returns its flow id."""
+        rows = self.query("SELECT collect_client(client_id=ClientId, artifacts='Generic.Client.Info').flow_id "
+                          "AS flow_id FROM scope()", env={"ClientId": client_id}, timeout=30)
+        return str(rows[0]["flow_id"]) if rows else ""
 
     def _check_alive(self) -> None:
         for name, proc in self.procs.items():
