@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 
 from orchestrator.baseline import DESTINATION_SQL
 from orchestrator.config import Config
-from orchestrator.domains import registered_domain
+from orchestrator.domains import deciding_labels, registered_domain
 from orchestrator.schema import IPV4_TEXT
 from orchestrator.store import Store
 
@@ -160,8 +160,10 @@ def values_table(con: Any, name: str, columns: str, rows: Iterable[tuple[Any, ..
     con.execute(f"CREATE OR REPLACE TEMP TABLE {name} ({columns})")
     rows = list(rows)
     if rows:
-        marks = ", ".join("?" for _ in rows[0])
-        con.executemany(f"INSERT INTO {name} VALUES ({marks})", rows)
+        # one statement, a list per column zipped by unnest (executemany runs one insert per row)
+        types = [column.split(None, 1)[1] for column in columns.split(", ")]
+        select = ", ".join(f"unnest(?::{kind}[])" for kind in types)
+        con.execute(f"INSERT INTO {name} SELECT {select}", [list(column) for column in zip(*rows, strict=True)])
 
 
 class Detector:
@@ -336,12 +338,15 @@ class Context:
     def _queries_table(self) -> None:
         """DNS rows that survive the allowlist, with each query's registered domain.
 
-        The public-suffix split runs once per distinct name ending (the last six labels decide it), and the domain
-        is joined back per distinct query, so a million queries cost one lookup of each of their few endings.
+        The public-suffix split runs once per distinct name ending (the last labels that decide it: five with
+        today's list), and the domain is joined back per distinct query, so a million queries cost one lookup of
+        each of their few endings.
         """
         con = self.con
+        any_dns = (con.execute("SELECT EXISTS (SELECT 1 FROM dns)").fetchone() or (False,))[0]
         con.execute("CREATE OR REPLACE TEMP TABLE query_names AS SELECT query, array_to_string("
-                    "string_split(query, '.')[-6:], '.') AS ending FROM (SELECT DISTINCT query FROM dns)")
+                    "string_split(query, '.')[-?:], '.') AS ending FROM (SELECT DISTINCT query FROM dns)",
+                    [deciding_labels() if any_dns else 1])  # no DNS rows: the suffix list is never loaded
         endings = [r[0] for r in con.execute("SELECT DISTINCT ending FROM query_names").fetchall()]
         con.execute("CREATE OR REPLACE TEMP TABLE endings AS SELECT unnest(?::VARCHAR[]) AS ending, "
                     "unnest(?::VARCHAR[]) AS domain", [endings, [registered_domain(e) for e in endings]])

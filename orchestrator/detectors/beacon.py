@@ -48,7 +48,8 @@ WITH eligible AS MATERIALIZED (
     GROUP BY host, span
 ), sessions AS (
     -- a host's collection windows: a new one opens after more than $gap seconds with no row from the host
-    SELECT host, span, sum(opens::INTEGER) OVER (PARTITION BY host ORDER BY span) AS session FROM (
+    -- (numbered as INTEGER: sum() gives HUGEINT, which every later window and join would carry)
+    SELECT host, span, (sum(opens::INTEGER) OVER (PARTITION BY host ORDER BY span))::INTEGER AS session FROM (
         SELECT host, span, coalesce(first - lag(last) OVER (PARTITION BY host ORDER BY span) > $gap, true) AS opens
         FROM watched)
 ), placed AS (
@@ -56,8 +57,10 @@ WITH eligible AS MATERIALIZED (
     FROM starts s JOIN series e USING (pair)
     JOIN sessions w ON w.host = e.host AND w.span = floor(floor(s.t) / $gap)
 ), gaps_apart AS (
-    -- an interval across a gap is no interval (lag within a window)
-    SELECT pair, session, t - lag(t) OVER (PARTITION BY pair, session ORDER BY t) AS d FROM placed
+    -- an interval across a gap is no interval: only a start whose predecessor is in its window has one (one
+    -- window over the series, not one per (series, window): sessions follow time, so the order is the same)
+    SELECT pair, session, CASE WHEN lag(session) OVER w = session THEN t - lag(t) OVER w END AS d FROM placed
+    WINDOW w AS (PARTITION BY pair ORDER BY t)
 ), intervals AS (
     -- a window needs a few check-ins of its own to show a rhythm
     SELECT i.pair, i.d FROM gaps_apart i

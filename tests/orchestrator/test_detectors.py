@@ -68,6 +68,21 @@ def test_encoded_labels_are_told_from_names() -> None:
     assert registered_domain("x.y.bbc.co.uk") == "bbc.co.uk"
 
 
+def test_a_names_last_deciding_labels_give_its_registered_domain() -> None:
+    # the detector looks up only each query's last deciding_labels() labels: for every rule of the suffix list,
+    # wildcards and exceptions included, a long name under it must get the same domain from its ending
+    from orchestrator.domains import _extractor, deciding_labels
+
+    keep = deciding_labels()
+    assert keep == max(rule.count(".") + 1 for rule in _extractor().tlds) + 1 and keep >= 3
+    rules = sorted(_extractor().tlds, key=lambda r: (-r.count("."), r))
+    for rule in rules[:400] + [r for r in rules if r.startswith(("*", "!"))]:
+        labels = ["q7", "payload9f3", "deep", "owner", *[x if x != "*" else "any" for x in rule.lstrip("!").split(".")]]
+        name = ".".join(labels)
+        ending = ".".join(labels[-keep:])
+        assert registered_domain(ending) == registered_domain(name), (rule, name)
+
+
 def test_backdoor_on_c2_port_from_tmp(jsonl) -> None:
     backdoor = _beacon(2, 0.0, 20, pid=66, process_name="updaterd", process_path="/tmp/x/updaterd",
                        command_line="/tmp/x/updaterd", username="bob", remote_ip="203.0.113.50", remote_port=4444)
