@@ -33,9 +33,17 @@ class NonAppProtocol(Detector):
         values_table(ctx.con, "ip_protocols", "number INTEGER, label VARCHAR", PROTOCOL_NAMES.items())
         # agent_local records a raw socket's protocol as state PROTO_<n>
         sql = """
-            WITH raw AS (
-                SELECT p.*, try_cast(p.raw_state[7:] AS INTEGER) AS number
-                FROM pairs p WHERE p.protocol = 'raw' AND p.name NOT IN (SELECT name FROM raw_tools))
+            WITH samples AS (
+                -- a raw socket's samples and protocol, from its own rows (the pairs carry neither)
+                SELECT host, process_identity, remote_ip, remote_port, sum(observations) AS observations,
+                       min(state) FILTER (WHERE starts_with(state, 'PROTO_')) AS raw_state
+                FROM connections WHERE protocol = 'raw' AND direction <> 'inbound'
+                GROUP BY host, process_identity, remote_ip, remote_port
+            ), raw AS (
+                SELECT p.*, s.observations, try_cast(s.raw_state[7:] AS INTEGER) AS number
+                FROM pairs p JOIN samples s ON s.host = p.host AND s.process_identity = p.process_identity
+                     AND s.remote_ip = p.remote_ip AND s.remote_port IS NOT DISTINCT FROM p.remote_port
+                WHERE p.protocol = 'raw' AND p.name NOT IN (SELECT name FROM raw_tools))
             SELECT r.host, r.process_identity, r.destination, r.remote_ip, r.remote_port, 'raw_socket' AS reason,
                    CASE WHEN r.number IS NULL OR r.number IN (1, 58) THEN 5.0 ELSE 6.0 END AS weight,
                    MAP {'proto': CASE WHEN r.number IS NULL THEN 'an IP protocol'

@@ -133,6 +133,7 @@ def test_raw_icmp_socket_is_non_application_protocol(jsonl) -> None:
     report = _report(jsonl, {"h1": [raw, ping]})
     finding = _only(report, process_path="/usr/local/bin/tund")
     assert finding.technique == "T1095" and finding.risk in ("Medium", "High")
+    assert "raw ICMP socket held by tund, not a ping-like tool; seen in 60 samples" in " ".join(evidence(finding))
     assert not [f for f in report.findings if f.process_path == "/usr/bin/ping"]
 
 
