@@ -8,6 +8,7 @@ internal networks are resolved per distinct address, and every detector reads th
   direction) flows, with the facts a responder needs, computed once;
 - ``services``: one row per (host, process identity, protocol, local port) of inbound flows: a server answering
   2,000 clients is one fact about its service, never 2,000 destinations;
+- ``pair_programs``: the distinct (host, process identity) of ``pairs``, for counting a program's hosts;
 - ``listening``: listener rows that survive the allowlist;
 - ``queries``: DNS rows that survive the allowlist, with the registered domain of each query (its subdomain
   and longest label are in ``query_domains`` / dns_exfil's ``query_labels``, per distinct query).
@@ -309,6 +310,8 @@ class Context:
             con.execute("CREATE OR REPLACE TEMP VIEW flows AS SELECT * FROM classified")
         else:
             self._apply_allowlist()
+        # the hosts each program has pairs on, once: fleet counts of a program's hosts read this, not every pair
+        con.execute("CREATE OR REPLACE TEMP TABLE pair_programs AS SELECT DISTINCT host, process_identity FROM pairs")
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE listening AS
             SELECT l.*, {NAME_SQL} AS name FROM listeners l

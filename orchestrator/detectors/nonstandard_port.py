@@ -70,18 +70,17 @@ class NonstandardPort(Detector):
 
     def query(self, ctx: Context) -> tuple[str, list[Any]]:
         values_table(ctx.con, "c2_ports", "port INTEGER, known_as VARCHAR", C2_PORTS.items())
-        values_table(ctx.con, "lolbin_names", "name VARCHAR", ((n,) for n in LOLBINS))
-        values_table(ctx.con, "silent_names", "name VARCHAR", ((n,) for n in SILENT_PROGRAMS))
         values_table(ctx.con, "expected_ports", "name VARCHAR, ports INTEGER[]",
                      ((name, sorted(ports)) for name, ports in EXPECTED_PORTS.items()))
         # Strongest first: a known C2 port, a well-known program off its ports, an uncommon port outside.
         # Every program resolves names in-process (libc sends the query itself), so 53 is never off-pattern.
+        # The name lists are constants tested inside the CASE, so only the pairs that reach a branch test them
+        # (an IN over a table would be a join of every pair).
         per_pair = """
             SELECT p.host, p.process_identity, p.destination, p.remote_ip, p.remote_port,
                    CASE WHEN p.internal AND NOT list_contains($internal_services, p.remote_port)
                              AND p.remote_port < 49152
-                             AND (p.name IN (SELECT name FROM lolbin_names)
-                                  OR p.name IN (SELECT name FROM silent_names)
+                             AND (list_contains($lolbins, p.name) OR list_contains($silent, p.name)
                                   OR regexp_matches(lower(coalesce(p.process_path, '')), $odd)) THEN 'lateral'
                         WHEN c.port IS NOT NULL AND list_contains($ambiguous, c.port) THEN 'ambiguous_c2_port'
                         WHEN c.port IS NOT NULL THEN 'c2_port'
@@ -89,10 +88,7 @@ class NonstandardPort(Detector):
                              AND NOT list_contains($in_process, p.remote_port) THEN 'unexpected'
                         WHEN NOT list_contains($common, p.remote_port) AND NOT p.internal
                              AND p.remote_port < 49152 THEN 'uncommon_external' END AS reason,
-                   c.known_as, e.ports AS expected, p.name,
-                   CASE WHEN p.name IN (SELECT name FROM lolbin_names) THEN 'a LOLBin'
-                        WHEN p.name IN (SELECT name FROM silent_names) THEN 'a program that never talks'
-                        ELSE 'from a writable location' END AS why
+                   c.known_as, e.ports AS expected, p.name
             FROM pairs p
             LEFT JOIN c2_ports c ON c.port = p.remote_port
             LEFT JOIN expected_ports e ON e.name = p.name
@@ -101,7 +97,7 @@ class NonstandardPort(Detector):
         fleet = """
             WITH port_hosts AS (SELECT process_identity, remote_port, count(DISTINCT host) AS hosts FROM pairs
                                 WHERE coalesce(remote_port, 0) <> 0 AND protocol <> 'raw' GROUP BY ALL),
-                 program_hosts AS (SELECT process_identity, count(DISTINCT host) AS hosts FROM pairs GROUP BY 1),
+                 program_hosts AS (SELECT process_identity, count(*) AS hosts FROM pair_programs GROUP BY 1),
                  programs AS (SELECT ph.process_identity, any_value(g.hosts) AS hosts,
                                      list(ph.remote_port ORDER BY ph.hosts DESC, ph.remote_port) AS ports
                               FROM port_hosts ph JOIN program_hosts g USING (process_identity)
@@ -116,7 +112,10 @@ class NonstandardPort(Detector):
                    CASE reason WHEN 'lateral' THEN 4.0 WHEN 'c2_port' THEN 3.0 WHEN 'unexpected' THEN 2.5
                                ELSE 1.0 END AS weight,
                    CASE WHEN reason = 'lateral' THEN 'T1021' END AS technique,
-                   MAP {{'port': remote_port::VARCHAR, 'known_as': coalesce(known_as, ''), 'why': why,
+                   MAP {{'port': remote_port::VARCHAR, 'known_as': coalesce(known_as, ''),
+                        'why': CASE WHEN list_contains($lolbins, name) THEN 'a LOLBin'
+                                    WHEN list_contains($silent, name) THEN 'a program that never talks'
+                                    ELSE 'from a writable location' END,
                         'remote_ip': remote_ip, 'program': name,
                         'expected': coalesce(array_to_string(expected, '/'), '')}} AS facts
             FROM ({per_pair}) WHERE reason IS NOT NULL
@@ -127,6 +126,7 @@ class NonstandardPort(Detector):
                         'usual': array_to_string(usual, ', ')}} AS facts
             FROM ({fleet})"""
         return sql, {"in_process": sorted(IN_PROCESS_PORTS), "internal_services": sorted(INTERNAL_SERVICE_PORTS),
-                     "ambiguous": sorted(AMBIGUOUS_C2_PORTS),
+                     "ambiguous": sorted(AMBIGUOUS_C2_PORTS), "lolbins": sorted(LOLBINS),
+                     "silent": sorted(SILENT_PROGRAMS),
                      "odd": ODD_DIRS, "common": list(ctx.config.common_ports),
                      "min_fleet": ctx.config.min_fleet_for_prevalence, "fleet": ctx.fleet}

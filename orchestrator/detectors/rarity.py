@@ -64,7 +64,7 @@ class Rarity(Detector):
                 SELECT destination, count(DISTINCT host) AS destination_hosts FROM seen GROUP BY ALL
             ), program_hosts AS (
                 SELECT process_identity, count(DISTINCT host) AS program_hosts FROM (
-                    SELECT host, process_identity FROM pairs SEMI JOIN programs_wanted USING (process_identity)
+                    SELECT host, process_identity FROM pair_programs SEMI JOIN programs_wanted USING (process_identity)
                     UNION ALL SELECT host, process_identity FROM services SEMI JOIN programs_wanted
                         USING (process_identity)
                     UNION ALL SELECT host, process_identity FROM queries SEMI JOIN programs_wanted

@@ -88,6 +88,7 @@ def test_lolbin_to_an_internal_host_on_an_uncommon_port_is_high(jsonl) -> None:
                     process_path="C:\\Windows\\System32\\regsvr32.exe", direction="outbound")
     finding = _only(_report(jsonl, [c2]), process_name="regsvr32.exe")
     assert finding.risk in ("High", "Critical") and "T1218.010" in finding.techniques
+    assert "regsvr32.exe (a LOLBin) reaches internal host 10.20.0.5 on port 8444" in " ".join(evidence(finding))
 
 
 def test_a_program_that_never_talks_is_injected(jsonl) -> None:
@@ -95,6 +96,7 @@ def test_a_program_that_never_talks_is_injected(jsonl) -> None:
                          process_path="C:\\Windows\\System32\\notepad.exe", remote_ip="10.20.0.6", remote_port=888)
     finding = _only(_report(jsonl, [notepad]), process_name="notepad.exe")
     assert finding.technique == "T1055" and finding.risk in ("High", "Critical")
+    assert "notepad.exe (a program that never talks) reaches internal host 10.20.0.6" in " ".join(evidence(finding))
 
 
 def test_intel_match_on_an_address_cites_the_ioc(jsonl, tmp_path: Path) -> None:
