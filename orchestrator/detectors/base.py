@@ -133,7 +133,8 @@ WITH clients AS (
            sum(connections) AS connections, count(*) AS clients,
            count(*) FILTER (WHERE NOT internal) AS external_clients,
            min(first_seen) AS first_seen, max(last_seen) AS last_seen, bool_or(attributed) AS attributed,
-           bool_or(stdio) AS stdio
+           bool_or(stdio) AS stdio,
+           list(remote_ip ORDER BY remote_ip)[1:3] AS sample  -- a few clients, for a finding's evidence
     FROM clients GROUP BY host, process_identity, protocol, local_port
 ), varied AS (
     SELECT host, process_identity, protocol, local_port, min(process_name) AS process_name,

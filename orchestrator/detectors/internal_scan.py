@@ -43,20 +43,22 @@ class InternalScan(Detector):
     def query(self, ctx: Context) -> tuple[str, dict[str, Any]]:
         sql = """
             WITH counted AS (
-                SELECT host, process_identity, count(*) AS targets, count(DISTINCT remote_ip) AS hosts,
-                       count(DISTINCT remote_port) AS ports, sum(half_open) AS half_open,
-                       min(remote_port) AS port, epoch(max(last_seen)) - epoch(min(first_seen)) AS span_s
+                -- which processes fan out: plain counts over every internal pair; the distinct targets, ports
+                -- and times below only for those few
+                SELECT host, process_identity, count(*) AS targets, sum(half_open) AS half_open
                 FROM pairs WHERE protocol = 'tcp' AND internal GROUP BY host, process_identity
                 HAVING (count(*) >= $min_targets OR sum(half_open) >= $min_half_open)
                    AND count(*) >= $min_targets // 2
             ), targets AS (
-                -- the target lists only for the processes that fan out
-                SELECT c.*, list(DISTINCT p.remote_ip ORDER BY p.remote_ip) AS ips,
-                       list(DISTINCT p.remote_port ORDER BY p.remote_port) AS port_list,
-                       list(p.destination ORDER BY p.destination) AS covers
-                FROM counted c JOIN pairs p USING (host, process_identity)
-                WHERE p.protocol = 'tcp' AND p.internal
-                GROUP BY ALL
+                SELECT *, len(ips) AS hosts, len(port_list) AS ports FROM (
+                    SELECT c.host, c.process_identity, c.targets, c.half_open,
+                           list(DISTINCT p.remote_ip ORDER BY p.remote_ip) AS ips,
+                           list(DISTINCT p.remote_port ORDER BY p.remote_port) AS port_list,
+                           list(p.destination ORDER BY p.destination) AS covers, min(p.remote_port) AS port,
+                           epoch(max(p.last_seen)) - epoch(min(p.first_seen)) AS span_s
+                    FROM counted c JOIN pairs p USING (host, process_identity)
+                    WHERE p.protocol = 'tcp' AND p.internal
+                    GROUP BY c.host, c.process_identity, c.targets, c.half_open)
             ), open_ports AS (
                 SELECT local_port AS port, count(DISTINCT host) AS listening FROM listening
                 WHERE protocol = 'tcp' GROUP BY 1

@@ -72,11 +72,10 @@ class Listener(Detector):
                     (process_identity)
                 WHERE $fleet AND f.hosts = 1 AND g.program_hosts >= $min_fleet AND c.local_port < 32768
             ), samples AS (
-                -- a few of the clients, read for the flagged services only
-                SELECT f.host, f.process_identity, f.local_port,
-                       list(DISTINCT f.remote_ip ORDER BY f.remote_ip)[1:3] AS sample
-                FROM flows f SEMI JOIN reasons r USING (host, process_identity, local_port)
-                WHERE f.direction = 'inbound' GROUP BY ALL
+                -- a few of the clients of the flagged ports: the first three of every protocol's first three
+                SELECT host, process_identity, local_port, list_sort(list_distinct(flatten(list(sample))))[1:3]
+                    AS sample
+                FROM services SEMI JOIN reasons USING (host, process_identity, local_port) GROUP BY ALL
             )
             SELECT r.host, r.process_identity, r.destination, r.reason, r.weight, r.local_port AS remote_port,
                    MAP {'program': r.name, 'protocol': r.protocol, 'port': r.local_port::VARCHAR,

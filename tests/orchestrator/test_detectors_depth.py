@@ -66,6 +66,17 @@ def test_bind_shell_listening_from_tmp_with_a_client_is_critical(jsonl) -> None:
     assert finding.risk == "Critical" and finding.technique == "T1059"
 
 
+def test_a_listeners_evidence_samples_its_first_clients_over_both_protocols(jsonl) -> None:
+    listener = {"kind": "listener", "host": "h1", "pid": 71, "process_name": "bd", "process_path": "/tmp/bd",
+                "protocol": "tcp", "local_ip": "0.0.0.0", "local_port": 4444, "first_seen": at(0)}
+    clients = [connection(pid=71, process_name="bd", process_path="/tmp/bd", local_port=4444, protocol=protocol,
+                          remote_ip=f"198.51.100.{last}", remote_port=50000 + last, direction="inbound")
+               for protocol, last in (("tcp", 40), ("tcp", 7), ("udp", 30), ("udp", 12), ("tcp", 40), ("udp", 9))]
+    finding = _only(_report(jsonl, [listener, *clients]), process_path="/tmp/bd")
+    # the three smallest distinct addresses of all its clients, whichever protocol they came in on
+    assert "(198.51.100.12, 198.51.100.30, 198.51.100.40): the listener is in use" in " ".join(evidence(finding))
+
+
 def test_a_developers_http_server_is_not_high(jsonl) -> None:
     listener = {"kind": "listener", "host": "h1", "pid": 71, "process_name": "python3",
                 "process_path": "/usr/bin/python3.11", "command_line": "python3 -m http.server 8000",
