@@ -309,8 +309,7 @@ _SHAPE_CHECKS = {
         OR direction IS NULL OR direction NOT IN {tuple(DIRECTIONS)} OR seen_by NOT IN ('snapshot', 'event')
         OR remote_ip IS NULL OR (protocol <> 'raw' AND remote_port IS NULL)
         OR remote_port NOT BETWEEN 0 AND 65535 OR local_port NOT BETWEEN 0 AND 65535
-        OR state IS NULL OR state <> upper(state) OR exe_sha256 <> lower(exe_sha256) OR os <> lower(os)
-        OR observations IS NULL OR attributed IS NULL""",
+        OR state IS NULL OR observations IS NULL OR attributed IS NULL""",
     "listener": "host IS NULL OR host = '' OR process_identity IS NULL OR protocol NOT IN ('tcp', 'udp', 'raw') "
                 "OR family NOT IN ('ipv4', 'ipv6') OR local_port NOT BETWEEN 0 AND 65535",
     "dns": "host IS NULL OR host = '' OR process_identity IS NULL OR query IS NULL OR query = '' "
@@ -321,7 +320,7 @@ _SHAPE_CHECKS = {
 
 def _in_shape(loader: _Loader, kind: str, present: dict[str, str]) -> bool:
     """The file has exactly the table's declared columns and types, and every value is spelled the way the
-    normalisers spell it (one scan, then address text once per distinct value)."""
+    normalisers spell it (one scan of the row rules, one of the distinct spellings)."""
     table, _ = KINDS[kind]
     if present != dict(TABLE_COLUMNS[table]):
         return False
@@ -330,12 +329,23 @@ def _in_shape(loader: _Loader, kind: str, present: dict[str, str]) -> bool:
         return False
     ip_columns = {"connection": ("remote_ip", "local_ip"), "listener": ("local_ip",), "dns": ("server_ip",),
                   "health": ()}[kind]
-    for column in ip_columns:
-        # address text is checked once per distinct value: IPv4 by its spelling, IPv6 by canonical_ip (a filter
-        # over the list, since DuckDB would push a WHERE below the DISTINCT onto every row)
-        row = loader.con.execute(f"SELECT list_filter(list(DISTINCT {column}), lambda v: contains(v, ':') "
-                                 f"OR NOT regexp_full_match(v, '{IPV4_TEXT}')) FROM bulk_src").fetchone()
-        for value in (row[0] if row and row[0] else []):
+    # spellings tested once per distinct value, all in one more scan: address text (IPv4 by its spelling, IPv6
+    # by canonical_ip) and letter case. As filters over lists: DuckDB would push a WHERE below the DISTINCT
+    # onto every row.
+    lists = [f"list_filter(list(DISTINCT {c}), lambda v: contains(v, ':') OR NOT regexp_full_match(v, "
+             f"'{IPV4_TEXT}'))" for c in ip_columns]
+    if kind == "connection":
+        lists += ["list_filter(list(DISTINCT state), lambda v: v <> upper(v))",
+                  "list_filter(list(DISTINCT exe_sha256), lambda v: v <> lower(v))",
+                  "list_filter(list(DISTINCT os), lambda v: v <> lower(v))"]
+    if not lists:
+        return True
+    row = loader.con.execute(f"SELECT {', '.join(lists)} FROM bulk_src").fetchone() or ()
+    odd_case = row[len(ip_columns):]
+    if any(odd_case):
+        return False
+    for values in row[:len(ip_columns)]:
+        for value in values or []:
             if ":" not in value:
                 return False
             try:

@@ -14,18 +14,30 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
-# gRPC's C core logs TLS failures straight to stderr; connhunt reports them itself, as one line.
-os.environ.setdefault("GRPC_VERBOSITY", "NONE")
-import grpc  # noqa: E402 - after GRPC_VERBOSITY, which grpc reads when it loads
-from pyvelociraptor import api_pb2, api_pb2_grpc  # noqa: E402
-
 from orchestrator.errors import CollectionError, ExitCode
 from orchestrator.resources import artifacts_dir
+
+if TYPE_CHECKING:
+    import grpc
+
+
+@cache
+def _grpc() -> tuple[ModuleType, ModuleType, ModuleType]:
+    """grpc and pyvelociraptor's messages and stub, loaded on first use: they cost every `connhunt` command
+    (`score`, `triage`) 0.05 s of start-up, and only the commands that talk to a server need them."""
+    # gRPC's C core logs TLS failures straight to stderr; connhunt reports them itself, as one line.
+    os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+    import grpc  # after GRPC_VERBOSITY, which grpc reads when it loads
+    from pyvelociraptor import api_pb2, api_pb2_grpc
+
+    return grpc, api_pb2, api_pb2_grpc
 
 # pyvelociraptor's own lookup: this variable, then ~/.pyvelociraptorrc.
 API_FILE_ENV = "VELOCIRAPTOR_API_FILE"
@@ -184,6 +196,7 @@ class VelociraptorClient:
         self.endpoint = config.endpoint
         self.timeout = timeout
         self.org_id = org_id
+        grpc, _, api_pb2_grpc = _grpc()
         try:
             credentials = grpc.ssl_channel_credentials(
                 root_certificates=config.ca_certificate.encode(),
@@ -215,6 +228,7 @@ class VelociraptorClient:
                context: str = "") -> Iterator[list[dict[str, Any]]]:
         """Yield result batches of one VQL query as they arrive; raise VelociraptorError on any failure."""
         deadline = timeout or self.timeout
+        grpc, api_pb2, _ = _grpc()
         request = api_pb2.VQLCollectorArgs(
             env=[api_pb2.VQLEnv(key=k, value=_env_value(v)) for k, v in (env or {}).items()],
             Query=[api_pb2.VQLRequest(Name="connhunt", VQL=vql)],
@@ -244,6 +258,7 @@ class VelociraptorClient:
 
 
 def _describe_rpc_error(exc: grpc.RpcError, deadline: float) -> str:
+    grpc = _grpc()[0]
     code = exc.code() if hasattr(exc, "code") else None
     details = _one_line(exc.details() if hasattr(exc, "details") else str(exc))
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:

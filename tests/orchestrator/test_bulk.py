@@ -85,12 +85,14 @@ def test_parquet_and_duckdb_round_trip_through_export(tmp_path: Path) -> None:
     assert _rows(from_duckdb) == _rows(original)
 
 
-def test_a_parquet_file_off_the_schema_spelling_is_normalised_on_copy(tmp_path: Path) -> None:
+@pytest.mark.parametrize("respelled", ["upper(protocol) AS protocol", "lower(state) AS state",
+                                       "upper(os) AS os", "'::FFFF:' || local_ip AS local_ip"])
+def test_a_parquet_file_off_the_schema_spelling_is_normalised_on_copy(tmp_path: Path, respelled: str) -> None:
     source = _write(tmp_path / "mixed.jsonl", MIXED)
     original = Store()
     ingest_files([source], original)
-    target = tmp_path / "upper.parquet"
-    original.con.execute(f"COPY (SELECT * REPLACE (upper(protocol) AS protocol) FROM connections) TO '{target}'")
+    target = tmp_path / "respelled.parquet"
+    original.con.execute(f"COPY (SELECT * REPLACE ({respelled}) FROM connections) TO '{target}'")
     copied = Store()
     ingest_files([target], copied)
     assert copied.external == {}
