@@ -37,43 +37,60 @@ class Cryptominer(Detector):
     }
 
     def query(self, ctx: Context) -> tuple[str, dict[str, Any]]:
-        values_table(ctx.con, "pool_ports", "port INTEGER", ((p,) for p in sorted(POOL_PORTS)))
+        con = ctx.con
+        values_table(con, "pool_ports", "port INTEGER", ((p,) for p in sorted(POOL_PORTS)))
         # (host, answer address) -> the names looked up, so a connection to an address is tied to its name
-        sql = """
+        con.execute("""
+            CREATE OR REPLACE TEMP TABLE miner_names AS
             WITH pool_names AS (
                 -- the regular expressions run once per distinct name and command line, not per row or pair
                 -- (as list filters: DuckDB would push a WHERE below the DISTINCT onto every row)
                 SELECT unnest(list_filter(list(DISTINCT query), lambda q: regexp_matches(q, $pool_name))) AS query
                 FROM queries
-            ), names AS (
-                SELECT host, ip, string_agg(DISTINCT query, ', ' ORDER BY query) AS names FROM (
-                    SELECT DISTINCT host, query, unnest(answers) AS ip FROM queries SEMI JOIN pool_names USING (query)
-                    UNION SELECT DISTINCT host, remote_hostname, remote_ip FROM pairs
-                    WHERE remote_hostname IS NOT NULL AND regexp_matches(remote_hostname, $pool_name))
-                GROUP BY ALL
-            ), markers AS (
-                -- pairs whose command line names a miner: the pattern runs per process (per pair only for a
-                -- process whose rows show several command lines: varied_pairs)
-                SELECT p.host, p.process_identity, p.protocol, p.remote_ip, p.remote_port, m.marker
-                FROM pairs p JOIN (SELECT host, process_identity, regexp_extract(command_line, $cmdline) AS marker
-                                   FROM processes WHERE NOT varied) m USING (host, process_identity)
-                WHERE m.marker <> ''
-                UNION ALL
-                SELECT host, process_identity, protocol, remote_ip, remote_port,
-                       regexp_extract(command_line, $cmdline) AS marker
-                FROM varied_pairs WHERE regexp_extract(command_line, $cmdline) <> ''
-            ), facts AS (
+            ), pool_hosts AS (
+                SELECT unnest(list_filter(list(DISTINCT remote_hostname), lambda h: regexp_matches(h, $pool_name)))
+                    AS remote_hostname
+                FROM pairs
+            )
+            SELECT host, ip, string_agg(DISTINCT query, ', ' ORDER BY query) AS names FROM (
+                SELECT DISTINCT host, query, unnest(answers) AS ip FROM queries SEMI JOIN pool_names USING (query)
+                UNION SELECT DISTINCT host, remote_hostname, remote_ip FROM pairs SEMI JOIN pool_hosts
+                    USING (remote_hostname))
+            GROUP BY ALL""", {"pool_name": POOL_NAME})
+        # processes whose command line names a miner (the pattern once per distinct command line), and pairs of a
+        # process whose rows show several command lines (varied_pairs)
+        con.execute("""
+            CREATE OR REPLACE TEMP TABLE miner_processes AS
+            SELECT p.host, p.process_identity, m.marker FROM processes p JOIN (
+                SELECT command_line, regexp_extract(command_line, $cmdline) AS marker FROM (
+                    SELECT unnest(list_filter(list(DISTINCT command_line), lambda c: regexp_matches(c, $cmdline)))
+                        AS command_line
+                    FROM processes WHERE NOT varied)) m USING (command_line)
+            WHERE NOT p.varied""", {"cmdline": CMDLINE})
+        con.execute("""
+            CREATE OR REPLACE TEMP TABLE miner_pairs AS
+            SELECT host, process_identity, protocol, remote_ip, remote_port,
+                   regexp_extract(command_line, $cmdline) AS marker
+            FROM varied_pairs WHERE regexp_matches(command_line, $cmdline)""", {"cmdline": CMDLINE})
+        # A pair can have a reason only on a pool port or on a host with a pool name or a miner: the pairs are
+        # read through that test (a constant list in the scan), not joined whole with the names and markers.
+        hosts = [r[0] for r in con.execute("SELECT host FROM miner_names UNION SELECT host FROM miner_processes "
+                                           "UNION SELECT host FROM miner_pairs ORDER BY 1").fetchall()]
+        sql = """
+            WITH facts AS (
                 SELECT p.host, p.process_identity, p.destination, p.remote_ip, p.remote_port,
-                       coalesce(m.marker, '') AS marker, pp.port IS NOT NULL AS pool_port, n.names,
+                       coalesce(m.marker, v.marker, '') AS marker, pp.port IS NOT NULL AS pool_port, n.names,
                        p.connections <= 2 AND epoch(p.last_seen) - epoch(p.first_seen) >= $long_lived AS long_lived,
                        (epoch(p.last_seen) - epoch(p.first_seen)) / 60 AS minutes
-                FROM pairs p
+                FROM (SELECT * FROM pairs WHERE protocol = 'tcp'
+                      AND (list_contains($pool_ports, remote_port) OR list_contains($hosts, host))) p
                 LEFT JOIN pool_ports pp ON pp.port = p.remote_port
-                LEFT JOIN names n ON n.host = p.host AND n.ip = p.remote_ip
-                LEFT JOIN markers m ON m.host = p.host AND m.process_identity = p.process_identity
-                     AND m.protocol = p.protocol AND m.remote_ip = p.remote_ip AND m.remote_port = p.remote_port
+                LEFT JOIN miner_names n ON n.host = p.host AND n.ip = p.remote_ip
+                LEFT JOIN miner_processes m ON m.host = p.host AND m.process_identity = p.process_identity
+                LEFT JOIN miner_pairs v ON v.host = p.host AND v.process_identity = p.process_identity
+                     AND v.protocol = p.protocol AND v.remote_ip = p.remote_ip AND v.remote_port = p.remote_port
                 -- only a pair with some reason below can be a signal
-                WHERE p.protocol = 'tcp' AND (m.marker IS NOT NULL OR pp.port IS NOT NULL OR n.names IS NOT NULL)
+                WHERE m.marker IS NOT NULL OR v.marker IS NOT NULL OR pp.port IS NOT NULL OR n.names IS NOT NULL
             ), reasons AS (
                 SELECT *, 'miner_cmdline' AS reason, 5.0 AS weight FROM facts WHERE marker <> ''
                 UNION ALL SELECT *, 'pool_port',
@@ -91,5 +108,5 @@ class Cryptominer(Detector):
                         'minutes': printf('%.1f', minutes)} AS facts
             FROM with_duration
             QUALIFY sum(weight) OVER (PARTITION BY host, process_identity, destination) >= 2.0"""
-        return sql, {"pool_name": POOL_NAME, "cmdline": CMDLINE, "long_lived": LONG_LIVED_S,
-                     "ambiguous": list(AMBIGUOUS_POOL_PORTS)}
+        return sql, {"long_lived": LONG_LIVED_S, "ambiguous": list(AMBIGUOUS_POOL_PORTS), "hosts": hosts,
+                     "pool_ports": sorted(POOL_PORTS)}

@@ -35,11 +35,16 @@ class ReverseShell(Detector):
 
     def query(self, ctx: Context) -> tuple[str, dict[str, Any]]:
         sql = f"""
-            WITH shells AS (
+            WITH shell_names AS (
+                -- the name test runs once per distinct name (as a list filter: DuckDB would push a WHERE below
+                -- the DISTINCT onto every pair)
+                SELECT unnest(list_filter(list(DISTINCT name), lambda n: list_contains($names, n)
+                                          OR regexp_full_match(n, $versioned))) AS name
+                FROM pairs
+            ), shells AS (
                 -- the few shell pairs first, then their users
                 SELECT p.*, {PAIR_USERNAME} AS username
-                FROM (SELECT * FROM pairs WHERE protocol <> 'raw' AND (list_contains($names, name)
-                                                                       OR regexp_full_match(name, $versioned))) p
+                FROM (SELECT * FROM pairs SEMI JOIN shell_names USING (name) WHERE protocol <> 'raw') p
                 {PAIR_PROCESS_JOIN})
             SELECT host, process_identity, destination, remote_ip, remote_port,
                    CASE WHEN stdio THEN 'stdio' ELSE 'service_user' END AS reason,
