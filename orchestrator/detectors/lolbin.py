@@ -61,13 +61,18 @@ class Lolbin(Detector):
         values_table(ctx.con, "shells", "name VARCHAR, weight DOUBLE",
                      [(n, 1.5) for n in sorted(SHELLS)] + [(n, 1.0) for n in sorted(INTERPRETERS)])
         sql = """
+            WITH named AS (
+                -- the name test once per distinct name (a list filter: DuckDB would push a WHERE below the
+                -- DISTINCT onto every pair)
+                SELECT unnest(list_filter(list(DISTINCT name), lambda n: list_contains($names, n)
+                                          OR regexp_full_match(n, $python))) AS name
+                FROM pairs)
             SELECT p.host, p.process_identity, p.destination, p.remote_ip, p.remote_port,
                    CASE WHEN l.name IS NOT NULL THEN 'lolbin' ELSE 'shell' END AS reason,
                    CASE WHEN l.name IS NOT NULL THEN 2.0 ELSE coalesce(sh.weight, 1.0) END AS weight,
                    coalesce(l.technique, 'T1059') AS technique,
                    MAP {'program': p.name, 'why': coalesce(l.why, ''), 'destination': p.destination} AS facts
-            FROM (SELECT * FROM pairs WHERE protocol <> 'raw'
-                  AND (list_contains($names, name) OR regexp_full_match(name, $python))) p
+            FROM (SELECT * FROM pairs SEMI JOIN named USING (name) WHERE protocol <> 'raw') p
             LEFT JOIN lolbins l ON l.name = p.name LEFT JOIN shells sh ON sh.name = p.name"""
         return sql, {"python": PYTHON_VERSIONED, "names": sorted({*LOLBINS, *SHELLS, *INTERPRETERS})}
 
