@@ -8,7 +8,8 @@ internal networks are resolved per distinct address, and every detector reads th
   direction) flows, with the facts a responder needs, computed once;
 - ``services``: one row per (host, process identity, protocol, local port) of inbound flows: a server answering
   2,000 clients is one fact about its service, never 2,000 destinations;
-- ``pair_programs``: the distinct (host, process identity) of ``pairs``, for counting a program's hosts;
+- ``pair_programs``: the distinct (host, process identity) of ``pairs``, for counting a program's hosts, and
+  ``pair_names``: their distinct short names, for the detectors that test names;
 - ``listening``: listener rows that survive the allowlist;
 - ``queries``: DNS rows that survive the allowlist, with the registered domain of each query (its subdomain
   and longest label are in ``query_domains`` / dns_exfil's ``query_labels``, per distinct query).
@@ -172,7 +173,7 @@ def values_table(con: Any, name: str, columns: str, rows: Iterable[tuple[Any, ..
     rows = list(rows)
     if rows:
         # one statement, a list per column zipped by unnest (executemany runs one insert per row)
-        types = [column.split(None, 1)[1] for column in columns.split(", ")]
+        types = [row[1] for row in con.execute(f"DESCRIBE {name}").fetchall()]
         select = ", ".join(f"unnest(?::{kind}[])" for kind in types)
         con.execute(f"INSERT INTO {name} SELECT {select}", [list(column) for column in zip(*rows, strict=True)])
 
@@ -311,8 +312,10 @@ class Context:
             con.execute("CREATE OR REPLACE TEMP VIEW flows AS SELECT * FROM classified")
         else:
             self._apply_allowlist()
-        # the hosts each program has pairs on, once: fleet counts of a program's hosts read this, not every pair
+        # the hosts each program has pairs on, once: fleet counts of a program's hosts read this, not every pair;
+        # and the programs' short names, so a test of names runs once per name, not once per pair
         con.execute("CREATE OR REPLACE TEMP TABLE pair_programs AS SELECT DISTINCT host, process_identity FROM pairs")
+        con.execute("CREATE OR REPLACE TEMP TABLE pair_names AS SELECT DISTINCT name FROM pairs")
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE listening AS
             SELECT l.*, {NAME_SQL} AS name FROM listeners l

@@ -43,8 +43,8 @@ class Cryptominer(Detector):
         con.execute("""
             CREATE OR REPLACE TEMP TABLE miner_names AS
             WITH pool_names AS (
-                -- the regular expressions run once per distinct name and command line, not per row or pair
-                -- (as list filters: DuckDB would push a WHERE below the DISTINCT onto every row)
+                -- the pattern runs once per distinct name, not per row or pair (as list filters: DuckDB would
+                -- push a WHERE below the DISTINCT onto every row)
                 SELECT unnest(list_filter(list(DISTINCT query), lambda q: regexp_matches(q, $pool_name))) AS query
                 FROM queries
             ), pool_hosts AS (

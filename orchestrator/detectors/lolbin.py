@@ -62,11 +62,7 @@ class Lolbin(Detector):
                      [(n, 1.5) for n in sorted(SHELLS)] + [(n, 1.0) for n in sorted(INTERPRETERS)])
         sql = """
             WITH named AS (
-                -- the name test once per distinct name (a list filter: DuckDB would push a WHERE below the
-                -- DISTINCT onto every pair)
-                SELECT unnest(list_filter(list(DISTINCT name), lambda n: list_contains($names, n)
-                                          OR regexp_full_match(n, $python))) AS name
-                FROM pairs)
+                SELECT name FROM pair_names WHERE list_contains($names, name) OR regexp_full_match(name, $python))
             SELECT p.host, p.process_identity, p.destination, p.remote_ip, p.remote_port,
                    CASE WHEN l.name IS NOT NULL THEN 'lolbin' ELSE 'shell' END AS reason,
                    CASE WHEN l.name IS NOT NULL THEN 2.0 ELSE coalesce(sh.weight, 1.0) END AS weight,

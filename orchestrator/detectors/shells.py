@@ -36,11 +36,7 @@ class ReverseShell(Detector):
     def query(self, ctx: Context) -> tuple[str, dict[str, Any]]:
         sql = f"""
             WITH shell_names AS (
-                -- the name test runs once per distinct name (as a list filter: DuckDB would push a WHERE below
-                -- the DISTINCT onto every pair)
-                SELECT unnest(list_filter(list(DISTINCT name), lambda n: list_contains($names, n)
-                                          OR regexp_full_match(n, $versioned))) AS name
-                FROM pairs
+                SELECT name FROM pair_names WHERE list_contains($names, name) OR regexp_full_match(name, $versioned)
             ), shells AS (
                 -- the few shell pairs first, then their users
                 SELECT p.*, {PAIR_USERNAME} AS username
