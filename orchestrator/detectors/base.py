@@ -48,20 +48,16 @@ NAME_SQL = ("lower(CASE WHEN coalesce(process_name, '') <> '' THEN process_name 
 # arbitrary row's.
 _PROCESSES_SQL = f"""
 CREATE OR REPLACE TEMP TABLE processes AS
-SELECT host, process_identity, varied, {NAME_SQL} AS name,
-       process_name, process_path, command_line, username FROM (
-    SELECT host, process_identity, varied,
-           CASE WHEN NOT varied THEN process_name END AS process_name,
-           CASE WHEN NOT varied THEN process_path END AS process_path,
-           CASE WHEN NOT varied THEN command_line END AS command_line,
-           CASE WHEN NOT varied THEN username END AS username FROM (
-        SELECT host, process_identity, any_value(process_name) AS process_name,
-               any_value(process_path) AS process_path, any_value(command_line) AS command_line,
-               any_value(username) AS username,
-               -- rows that disagree on the facts (a 64-bit hash of them, not a DISTINCT over millions of strings)
-               min(facts_hash) <> max(facts_hash) AS varied
-        FROM (SELECT *, hash(process_name, process_path, command_line, username) AS facts_hash FROM connections)
-        GROUP BY host, process_identity))
+SELECT *, {NAME_SQL} AS name FROM (
+    SELECT host, process_identity,
+           -- rows that disagree on the facts (a 64-bit hash of them, not a DISTINCT over millions of strings)
+           min(facts_hash) <> max(facts_hash) AS varied,
+           CASE WHEN min(facts_hash) = max(facts_hash) THEN any_value(process_name) END AS process_name,
+           CASE WHEN min(facts_hash) = max(facts_hash) THEN any_value(process_path) END AS process_path,
+           CASE WHEN min(facts_hash) = max(facts_hash) THEN any_value(command_line) END AS command_line,
+           CASE WHEN min(facts_hash) = max(facts_hash) THEN any_value(username) END AS username
+    FROM (SELECT *, hash(process_name, process_path, command_line, username) AS facts_hash FROM connections)
+    GROUP BY host, process_identity)
 """
 # Process facts per pair for the few processes that show several (the others' are their row in ``processes``).
 _VARIED_PAIRS_SQL = """

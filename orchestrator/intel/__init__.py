@@ -45,6 +45,8 @@ def read_stix(path: Path, document: Any, notes: Notes) -> Iterator[IocRow]:
     from orchestrator.intel import stix
 
     return stix.read_stix(path, document, notes)
+
+
 _HEAD_LINES = 64  # a banner and header row come first; this many lines decide a text format
 _MISP_HASHES = re.compile(r"[0-9a-f]{32},[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _FEODO_TXT = re.compile(r"abuse\.ch Feodo Tracker Botnet C2 IP Blocklist")  # the banner of ipblocklist*.txt
